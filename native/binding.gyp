@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "ctsync_netlink",
+      "sources": ["src/netlink.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

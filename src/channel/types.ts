@@ -1,0 +1,34 @@
+// The transport seam (conntrackd's channel_ops): the sync layer hands a
+// channel whole datagrams and gets whole datagrams back. UDP, multicast, TCP
+// and the multi-link wrapper implement it; tests use an in-memory fake.
+
+export interface ChannelStats {
+  bytesSent: number;
+  bytesRecv: number;
+  packetsSent: number;
+  packetsRecv: number;
+  errorsSent: number;
+  errorsRecv: number;
+}
+
+export type LinkStatus = 'RUNNING' | 'NO-CARRIER' | 'DOWN';
+
+export interface Channel {
+  /** 'UDP' | 'multicast' | 'TCP', as the -s output names them. */
+  readonly kind: 'UDP' | 'multicast' | 'TCP';
+  /** Interface the link is bound to (for -s link and failover). */
+  readonly ifname: string;
+  /**
+   * Largest datagram the sync layer may hand to send(): MTU − IP/UDP header
+   * − 1, as conntrackd sizes it (§1.6 of the spec).
+   */
+  readonly maxDatagram: number;
+  open(): Promise<void>;
+  /** Sends one datagram (which may hold many messages). Never throws; errors are counted. */
+  send(datagram: Buffer): void;
+  /** Called once per received datagram. The buffer may be reused after the call returns. */
+  onMessage(cb: (datagram: Buffer, from: { address: string; port: number }) => void): void;
+  close(): Promise<void>;
+  stats(): ChannelStats;
+  status(): LinkStatus;
+}

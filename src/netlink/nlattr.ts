@@ -1,0 +1,241 @@
+// Netlink attribute (nlattr) writing and reading over one reusable buffer.
+// nlattr headers are host-endian (little-endian on every platform we run on);
+// ctnetlink payload integers are big-endian (spec netlink.md, pitfall 9).
+
+export const NLA_F_NESTED = 0x8000;
+export const NLA_F_NET_BYTEORDER = 0x4000;
+export const NLA_TYPE_MASK = 0x3fff;
+export const NLA_HDRLEN = 4;
+
+export function nlaAlign(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/**
+ * Appends netlink messages and attributes into a growable buffer that is
+ * reused across batches, so a 100k-entry commit allocates a handful of times.
+ */
+export class NlWriter {
+  buf: Buffer;
+  off = 0;
+  private readonly nests: number[] = [];
+
+  constructor(initial = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+
+  reset(): void {
+    this.off = 0;
+    this.nests.length = 0;
+  }
+
+  /** Bytes written so far (a view, valid until the next write or reset). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.off);
+  }
+
+  ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.off + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.off);
+    this.buf = next;
+  }
+
+  private header(type: number, payloadLen: number): number {
+    const total = NLA_HDRLEN + payloadLen;
+    this.ensure(nlaAlign(total));
+    const at = this.off;
+    this.buf.writeUInt16LE(total, at);
+    this.buf.writeUInt16LE(type, at + 2);
+    this.off += NLA_HDRLEN;
+    return at;
+  }
+
+  private pad(): void {
+    const aligned = nlaAlign(this.off);
+    while (this.off < aligned) this.buf[this.off++] = 0;
+  }
+
+  u8(type: number, v: number): void {
+    this.header(type, 1);
+    this.buf[this.off++] = v & 0xff;
+    this.pad();
+  }
+
+  u16be(type: number, v: number): void {
+    this.header(type, 2);
+    this.buf.writeUInt16BE(v & 0xffff, this.off);
+    this.off += 2;
+    this.pad();
+  }
+
+  u32be(type: number, v: number): void {
+    this.header(type, 4);
+    this.buf.writeUInt32BE(v >>> 0, this.off);
+    this.off += 4;
+  }
+
+  u64be(type: number, v: bigint): void {
+    this.header(type, 8);
+    this.buf.writeBigUInt64BE(v, this.off);
+    this.off += 8;
+  }
+
+  bytes(type: number, data: Uint8Array): void {
+    this.header(type, data.length);
+    this.buf.set(data, this.off);
+    this.off += data.length;
+    this.pad();
+  }
+
+  /** NUL-terminated string, as ctnetlink expects for helper names. */
+  cstring(type: number, s: string): void {
+    const n = Buffer.byteLength(s);
+    this.header(type, n + 1);
+    this.off += this.buf.write(s, this.off);
+    this.buf[this.off++] = 0;
+    this.pad();
+  }
+
+  /** IPv4 dotted quad written as 4 network-order bytes. */
+  ipv4(type: number, addr: string): void {
+    this.header(type, 4);
+    writeIpv4(this.buf, this.off, addr);
+    this.off += 4;
+  }
+
+  ipv6(type: number, addr: string): void {
+    this.header(type, 16);
+    writeIpv6(this.buf, this.off, addr);
+    this.off += 16;
+  }
+
+  beginNested(type: number): void {
+    const at = this.header(type | NLA_F_NESTED, 0);
+    this.nests.push(at);
+  }
+
+  endNested(): void {
+    const at = this.nests.pop();
+    if (at === undefined) throw new Error('endNested without beginNested');
+    this.buf.writeUInt16LE(this.off - at, at);
+  }
+
+  /** Raw bytes (message headers). */
+  raw(n: number): number {
+    this.ensure(n);
+    const at = this.off;
+    this.off += n;
+    return at;
+  }
+}
+
+/**
+ * Walks the attributes in [start, end). Calls visit(type, payloadStart,
+ * payloadEnd) with the type already masked; returns false if the region is
+ * malformed (an attribute shorter than its header or running past end), so
+ * callers turn that into a counted decode error instead of reading garbage.
+ */
+export function forEachAttr(buf: Buffer, start: number, end: number,
+  visit: (type: number, pstart: number, pend: number) => void): boolean {
+  let off = start;
+  while (off + NLA_HDRLEN <= end) {
+    const len = buf.readUInt16LE(off);
+    if (len < NLA_HDRLEN || off + len > end) return false;
+    visit(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, off + NLA_HDRLEN, off + len);
+    off += nlaAlign(len);
+  }
+  return true;
+}
+
+export function writeIpv4(buf: Buffer, off: number, addr: string): void {
+  let part = 0;
+  let val = 0;
+  let digits = 0;
+  for (let i = 0; i < addr.length; i++) {
+    const c = addr.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 2) throw new TypeError(`bad IPv4 address: ${addr}`);
+      buf[off + part++] = val;
+      val = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      val = val * 10 + (c - 48);
+      if (++digits > 3 || val > 255) throw new TypeError(`bad IPv4 address: ${addr}`);
+    } else {
+      throw new TypeError(`bad IPv4 address: ${addr}`);
+    }
+  }
+  if (part !== 3 || digits === 0) throw new TypeError(`bad IPv4 address: ${addr}`);
+  buf[off + 3] = val;
+}
+
+export function readIpv4(buf: Buffer, off: number): string {
+  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+}
+
+export function writeIpv6(buf: Buffer, off: number, addr: string): void {
+  let s = addr;
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hextets.
+  const lastColon = s.lastIndexOf(':');
+  if (s.indexOf('.', lastColon) > 0) {
+    const tmp = Buffer.alloc(4);
+    writeIpv4(tmp, 0, s.slice(lastColon + 1));
+    s = `${s.slice(0, lastColon + 1)}${tmp.readUInt16BE(0).toString(16)}:${tmp.readUInt16BE(2).toString(16)}`;
+  }
+  const dbl = s.indexOf('::');
+  let head: string[];
+  let tail: string[];
+  if (dbl >= 0) {
+    if (s.indexOf('::', dbl + 1) >= 0) throw new TypeError(`bad IPv6 address: ${addr}`);
+    head = s.slice(0, dbl) ? s.slice(0, dbl).split(':') : [];
+    tail = s.slice(dbl + 2) ? s.slice(dbl + 2).split(':') : [];
+    if (head.length + tail.length > 7) throw new TypeError(`bad IPv6 address: ${addr}`);
+  } else {
+    head = s.split(':');
+    tail = [];
+    if (head.length !== 8) throw new TypeError(`bad IPv6 address: ${addr}`);
+  }
+  buf.fill(0, off, off + 16);
+  const put = (h: string, i: number): void => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(h)) throw new TypeError(`bad IPv6 address: ${addr}`);
+    buf.writeUInt16BE(parseInt(h, 16), off + i * 2);
+  };
+  head.forEach((h, i) => put(h, i));
+  tail.forEach((h, i) => put(h, 8 - tail.length + i));
+}
+
+/** RFC 5952 text: lower case, longest zero run (length ≥ 2) compressed. */
+export function readIpv6(buf: Buffer, off: number): string {
+  let bestStart = -1;
+  let bestLen = 0;
+  let curStart = -1;
+  let curLen = 0;
+  for (let i = 0; i < 8; i++) {
+    if (buf.readUInt16BE(off + i * 2) === 0) {
+      if (curStart < 0) curStart = i;
+      curLen++;
+      if (curLen > bestLen) {
+        bestLen = curLen;
+        bestStart = curStart;
+      }
+    } else {
+      curStart = -1;
+      curLen = 0;
+    }
+  }
+  if (bestLen < 2) bestStart = -1;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (out.length > 0 && !out.endsWith(':')) out += ':';
+    out += buf.readUInt16BE(off + i * 2).toString(16);
+  }
+  return out;
+}

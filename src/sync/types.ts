@@ -1,0 +1,54 @@
+// The sync-mode seam (conntrackd's struct sync_mode): FTFW and NOTRACK
+// implement SyncMode; the daemon is the SyncHost that owns the caches and the
+// channel. Both sides are interfaces so either can be faked in unit tests.
+import type { CacheObject } from '../cache/types.js';
+import type { Conntrack, Expectation } from '../model/conntrack.js';
+
+export interface SyncHost {
+  /** Sends one datagram on the active link. */
+  send(datagram: Buffer): void;
+  /** Largest datagram the link takes (conntrackd: MTU − 28, and messages are added while strictly below). */
+  readonly maxDatagram: number;
+  /** A decoded data message from the peer (type is a wire MSG.* data type). */
+  onPeerData(type: number, value: Conntrack | Expectation): void;
+  /** The peer asked for everything (RESYNC): the host enqueues every internal-cache object. */
+  onResyncRequest(): void;
+  /** The sync layer no longer needs `obj` (its CT_DEL/EXP_DEL was acknowledged, or it was dropped). */
+  release(obj: CacheObject): void;
+}
+
+export interface SyncStats {
+  /** "Packets lost" and "Packets before" of -s network (conntrackd's own arithmetic). */
+  seqLost: number;
+  seqBefore: number;
+  msgsSent: number;
+  msgsRecv: number;
+  resends: number;
+  nacksSent: number;
+  nacksRecv: number;
+  acksSent: number;
+  acksRecv: number;
+  rsQueueLen: number;
+  rsQueueOverflow: number;
+  txQueueLen: number;
+  peerRestarts: number;
+  /** ms timestamp of the last message from the peer, or -1. */
+  lastRecvAt: number;
+  /** Age (ms) of the oldest unacknowledged message, or 0. */
+  oldestUnackedAgeMs: number;
+}
+
+export interface SyncMode {
+  readonly name: 'ftfw' | 'notrack';
+  start(): void;
+  stop(): void;
+  /** A local change to an internal-cache object: (re)queue it for sending at the next transmit round. */
+  enqueue(obj: CacheObject): void;
+  /** A datagram from the channel. Never throws: malformed input is counted. */
+  receive(datagram: Buffer): void;
+  /** `-n`: ask the peer for a full resync. */
+  requestResync(): void;
+  stats(): SyncStats;
+  /** Lines of `-s rsqueue` after the "resent queue (len=N)" header. */
+  rsQueueLines(): string[];
+}
