@@ -54,7 +54,7 @@ export class Lab {
 
   constructor(tag = 't') {
     // Short and unique per process: names appear in `ip netns list` and must not collide between test files.
-    this.id = `cts${process.pid % 100000}${tag}${++counter}`;
+    this.id = `cts${process.pid}${tag}${++counter}`;
     live.add(this);
   }
 
@@ -89,7 +89,7 @@ export class Lab {
       input: `table inet ctsync_test {
   chain pre { type filter hook prerouting priority 0; ct state new,established,related accept; }
   chain out { type filter hook output priority 0; ct state new,established,related accept; }
-  chain fwd { type filter hook forward priority 0; ct state new,established,related accept; }
+  chain forward_ { type filter hook forward priority 0; ct state new,established,related accept; }
 }
 `,
     });

@@ -1,0 +1,24 @@
+// Last line of defence for system tests: whatever a crashed or killed test
+// worker left behind (namespaces named cts<pid>…, the processes inside them)
+// is removed when the run ends. Only names this suite creates are touched.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+function sweep(): void {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0];
+    const m = /^cts(\d+)/.exec(name ?? '');
+    // Names carry the creating worker's pid: leave namespaces of live workers (another run) alone.
+    if (!name || !m || existsSync(`/proc/${m[1]}`)) continue;
+    const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '';
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    }
+    spawnSync('ip', ['netns', 'del', name]);
+  }
+}
+
+export default function setup(): () => void {
+  return sweep;
+}

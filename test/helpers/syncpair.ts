@@ -1,0 +1,167 @@
+// Two namespaced firewalls joined by a sync link, each running a sync daemon
+// (Debian's conntrackd 1.4.7 or ctsync) with its own config, lock file and
+// control socket in a private directory. Used by the interop and failover
+// tests and by bench/.
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Lab, type Netns, waitFor } from './netns.js';
+
+export type DaemonKind = 'conntrackd' | 'ctsync';
+
+export const REPO_ROOT = resolve(new URL('../..', import.meta.url).pathname);
+export const CTSYNC_BIN = join(REPO_ROOT, 'bin', 'ctsync.js');
+
+export interface NodeConfig {
+  mode?: 'FTFW' | 'NOTRACK';
+  local: string;
+  peer: string;
+  iface: string;
+  port?: number;
+  /** Extra lines inside Sync { Mode X { … } }. */
+  modeExtra?: string[];
+  /** Extra lines inside the UDP block. */
+  udpExtra?: string[];
+  /** Extra lines inside General. */
+  generalExtra?: string[];
+  /** Extra top-level text (e.g. a Ctsync { } section). */
+  tail?: string;
+  ignoreCidrs?: string[];
+}
+
+export function renderConfig(c: NodeConfig, dir: string): string {
+  const ignore = ['127.0.0.1', ...(c.ignoreCidrs ?? [])];
+  return `Sync {
+\tMode ${c.mode ?? 'FTFW'} {
+\t\tResendQueueSize 131072
+\t\tPurgeTimeout 5
+\t\tACKWindowSize 300
+\t\tDisableExternalCache Off
+${(c.modeExtra ?? []).map((l) => `\t\t${l}\n`).join('')}\t}
+\tUDP {
+\t\tIPv4_address ${c.local}
+\t\tIPv4_Destination_Address ${c.peer}
+\t\tPort ${c.port ?? 3780}
+\t\tInterface ${c.iface}
+\t\tSndSocketBuffer 1249280
+\t\tRcvSocketBuffer 1249280
+\t\tChecksum on
+${(c.udpExtra ?? []).map((l) => `\t\t${l}\n`).join('')}\t}
+}
+General {
+\tSystemd off
+\tHashSize 8192
+\tHashLimit 300000
+\tLogFile ${dir}/daemon.log
+\tSyslog off
+\tLockFile ${dir}/daemon.lock
+\tUNIX { Path ${dir}/daemon.ctl }
+\tNetlinkBufferSize 2097152
+\tNetlinkBufferSizeMaxGrowth 134217728
+${(c.generalExtra ?? []).map((l) => `\t${l}\n`).join('')}\tFilter From Userspace {
+\t\tAddress Ignore {
+${ignore.map((a) => `\t\t\tIPv4_address ${a}\n`).join('')}\t\t}
+\t}
+}
+${c.tail ?? ''}`;
+}
+
+export class SyncNode {
+  readonly dir: string;
+  readonly confPath: string;
+  proc: ChildProcess | null = null;
+  output = '';
+
+  constructor(readonly lab: Lab, readonly ns: Netns, readonly kind: DaemonKind, readonly cfg: NodeConfig) {
+    this.dir = mkdtempSync(join(tmpdir(), `ctsync-${kind}-`));
+    this.confPath = join(this.dir, 'node.conf');
+    writeFileSync(this.confPath, renderConfig(cfg, this.dir));
+  }
+
+  get socketPath(): string {
+    return join(this.dir, 'daemon.ctl');
+  }
+
+  /** Starts the daemon in the foreground inside the namespace and waits until its control socket answers. */
+  async start(env: Record<string, string> = {}): Promise<void> {
+    const [cmd, args] = this.kind === 'conntrackd'
+      ? ['conntrackd', ['-C', this.confPath]]
+      : [process.execPath, [CTSYNC_BIN, '-C', this.confPath]];
+    this.output = '';
+    this.proc = this.lab.spawn(this.ns, cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout?.on('data', (d: Buffer) => { this.output += d.toString(); });
+    this.proc.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });
+    await waitFor(() => {
+      if (this.proc?.exitCode !== null) throw new Error(`${this.kind} exited ${this.proc?.exitCode}: ${this.output}${this.log()}`);
+      return existsSync(this.socketPath) && this.cli(['-s'], true).status === 0;
+    }, `${this.kind} control socket in ${this.ns.name}`, 15_000, 100);
+  }
+
+  /** Runs the same binary in client mode against this node's config. */
+  cli(args: string[], allowFail = false): { status: number; stdout: string; stderr: string } {
+    return this.kind === 'conntrackd'
+      ? this.ns.run('conntrackd', ['-C', this.confPath, ...args], { allowFail, timeoutMs: 60_000 })
+      : this.ns.run(process.execPath, [CTSYNC_BIN, '-C', this.confPath, ...args], { allowFail, timeoutMs: 60_000 });
+  }
+
+  log(): string {
+    const p = join(this.dir, 'daemon.log');
+    return existsSync(p) ? readFileSync(p, 'utf8') : '';
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((res) => {
+      const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } res(); }, 5000);
+      p.once('exit', () => { clearTimeout(t); res(); });
+      p.kill('SIGTERM');
+    });
+  }
+
+  removeDir(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface Pair {
+  lab: Lab;
+  fw1: Netns;
+  fw2: Netns;
+  a: SyncNode;
+  b: SyncNode;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * fw1 (172.30.1.1) and fw2 (172.30.1.2) joined by veth "sync0"; both track
+ * connections. Kinds choose which daemon runs on each side.
+ */
+export function makePair(kindA: DaemonKind, kindB: DaemonKind, tag = 'p',
+  extra: { a?: Partial<NodeConfig>; b?: Partial<NodeConfig> } = {}): Pair {
+  const lab = new Lab(tag);
+  let fw1: Netns;
+  let fw2: Netns;
+  try {
+    fw1 = lab.netns('fw1');
+    fw2 = lab.netns('fw2');
+    lab.veth(fw1, 'sync0', fw2, 'sync0', ['172.30.1.1/24'], ['172.30.1.2/24']);
+    lab.enableConntrack(fw1);
+    lab.enableConntrack(fw2);
+  } catch (e) {
+    lab.cleanupSync();
+    throw e;
+  }
+  const a = new SyncNode(lab, fw1, kindA, { local: '172.30.1.1', peer: '172.30.1.2', iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], ...extra.a });
+  const b = new SyncNode(lab, fw2, kindB, { local: '172.30.1.2', peer: '172.30.1.1', iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], ...extra.b });
+  return {
+    lab, fw1, fw2, a, b,
+    async cleanup() {
+      await Promise.all([a.stop(), b.stop()]);
+      await lab.cleanup();
+      a.removeDir();
+      b.removeDir();
+    },
+  };
+}
