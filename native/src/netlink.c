@@ -1,3 +1,654 @@
+// ctsync native side: only the socket work JS cannot do (netlink sockets in a
+// chosen netns, raw sockopts, batched recvmmsg driven by uv_poll). Every
+// netlink encode/decode happens in TypeScript (see shared spec netlink.md §4).
+//
+// Plain C against node_api.h + uv.h: no C++ exceptions, so nothing can escape
+// a libuv callback and terminate the process.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+
 #include <node_api.h>
-static napi_value Init(napi_env env, napi_value exports) { return exports; }
+#include <uv.h>
+
+#define SLOTS 64
+#define SLOT_SIZE (32 * 1024)
+// Per-wakeup budget: bounds how long one storm wakeup holds the event loop (pitfall 12).
+#define WAKEUP_BUDGET (1024 * 1024)
+#define DRAIN_DEFAULT_BUDGET (4 * 1024 * 1024)
+// recvmmsg calls per read loop, whatever happens: a hard bound on a misbehaving socket.
+#define MAX_CALLS 4096
+
+typedef struct {
+  double datagrams, wakeups, enobufs, poll_restarts, bytes, truncated;
+} nl_stats_t;
+
+typedef struct {
+  int fd;
+  napi_env env;
+  uv_poll_t *poll;        // separate allocation: its close callback may outlive this struct
+  napi_ref cb;            // JS callback while started
+  napi_ref self;          // keeps the handle object alive while started
+  napi_async_context actx;
+  int polling;
+  int in_callback;
+  int finalized;          // GC ran while a poll callback was on the stack: free at its end
+  struct mmsghdr *msgs;   // lazily allocated recvmmsg slots
+  struct iovec *iovs;
+  char *slots;
+  char *acc;              // datagrams packed for one JS Buffer
+  size_t acc_len, acc_cap;
+  nl_stats_t st;
+} nl_handle_t;
+
+/* ---------- error helpers ---------- */
+
+static napi_value throw_errno(napi_env env, const char *op, int err) {
+  char name[64];
+  char msg[256];
+  uv_err_name_r(-err, name, sizeof name);
+  snprintf(msg, sizeof msg, "%s: %s (%s)", op, strerror(err), name);
+  napi_value jmsg, jcode, jerr, jerrno;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode);
+  napi_create_error(env, jcode, jmsg, &jerr);
+  napi_create_int32(env, err, &jerrno);
+  napi_set_named_property(env, jerr, "errno", jerrno);
+  napi_set_named_property(env, jerr, "syscall", jmsg);
+  napi_throw(env, jerr);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) return throw_type(env, #call); \
+  } while (0)
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, size_t *argc) {
+  size_t n = want;
+  if (napi_get_cb_info(env, info, &n, argv, NULL, NULL) != napi_ok) return -1;
+  for (size_t i = n; i < want; i++) napi_get_undefined(env, &argv[i]);
+  if (argc) *argc = n;
+  return 0;
+}
+
+static int arg_int(napi_env env, napi_value v, int32_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return -1;
+  return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int is_missing(napi_env env, napi_value v) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return 1;
+  return t == napi_undefined || t == napi_null;
+}
+
+/* ---------- handle lifetime ---------- */
+
+static void poll_closed(uv_handle_t *p) { free(p); }
+
+static void handle_free(nl_handle_t *h) {
+  free(h->msgs);
+  free(h->iovs);
+  free(h->slots);
+  free(h->acc);
+  free(h);
+}
+
+// Stops delivery and releases JS references; safe to call repeatedly.
+static void handle_stop(nl_handle_t *h) {
+  if (h->poll) {
+    uv_poll_stop(h->poll);
+    h->poll->data = NULL;
+    uv_close((uv_handle_t *)h->poll, poll_closed);
+    h->poll = NULL;
+  }
+  h->polling = 0;
+  if (h->cb) {
+    napi_delete_reference(h->env, h->cb);
+    h->cb = NULL;
+  }
+  if (h->self) {
+    napi_delete_reference(h->env, h->self);
+    h->self = NULL;
+  }
+  // Destroying the async context while napi_make_callback still uses it is
+  // not allowed: poll_cb destroys it once the callback has returned.
+  if (h->actx && !h->in_callback) {
+    napi_async_destroy(h->env, h->actx);
+    h->actx = NULL;
+  }
+}
+
+static void handle_close(nl_handle_t *h) {
+  handle_stop(h);
+  if (h->fd >= 0) {
+    close(h->fd);
+    h->fd = -1;
+  }
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  nl_handle_t *h = data;
+  // Finalizers must not call into JS; only the native resources go here.
+  if (h->poll) {
+    uv_poll_stop(h->poll);
+    h->poll->data = NULL;
+    uv_close((uv_handle_t *)h->poll, poll_closed);
+    h->poll = NULL;
+  }
+  if (h->fd >= 0) {
+    close(h->fd);
+    h->fd = -1;
+  }
+  if (h->in_callback) {
+    h->finalized = 1;
+    return;
+  }
+  handle_free(h);
+}
+
+static nl_handle_t *get_handle(napi_env env, napi_value v) {
+  void *p = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    throw_type(env, "expected a netlink handle");
+    return NULL;
+  }
+  return p;
+}
+
+static nl_handle_t *get_open_handle(napi_env env, napi_value v) {
+  nl_handle_t *h = get_handle(env, v);
+  if (h && h->fd < 0) {
+    throw_errno(env, "netlink handle is closed", EBADF);
+    return NULL;
+  }
+  return h;
+}
+
+/* ---------- receive loop ---------- */
+
+static int ensure_slots(nl_handle_t *h) {
+  if (h->msgs) return 0;
+  h->msgs = calloc(SLOTS, sizeof *h->msgs);
+  h->iovs = calloc(SLOTS, sizeof *h->iovs);
+  h->slots = malloc((size_t)SLOTS * SLOT_SIZE);
+  if (!h->msgs || !h->iovs || !h->slots) {
+    free(h->msgs); free(h->iovs); free(h->slots);
+    h->msgs = NULL; h->iovs = NULL; h->slots = NULL;
+    return ENOMEM;
+  }
+  for (int i = 0; i < SLOTS; i++) {
+    h->iovs[i].iov_base = h->slots + (size_t)i * SLOT_SIZE;
+    h->iovs[i].iov_len = SLOT_SIZE;
+    h->msgs[i].msg_hdr.msg_iov = &h->iovs[i];
+    h->msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  return 0;
+}
+
+static int acc_append(nl_handle_t *h, const char *p, size_t n) {
+  if (h->acc_len + n > h->acc_cap) {
+    size_t cap = h->acc_cap ? h->acc_cap : 256 * 1024;
+    while (cap < h->acc_len + n) cap *= 2;
+    char *next = realloc(h->acc, cap);
+    if (!next) return ENOMEM;
+    h->acc = next;
+    h->acc_cap = cap;
+  }
+  memcpy(h->acc + h->acc_len, p, n);
+  h->acc_len += n;
+  return 0;
+}
+
+// Reads datagrams until EAGAIN or the budget, packing them into h->acc.
+// Returns 0 or a fatal errno; *soft gets ENOBUFS (overrun, sk_err already
+// cleared by the read) or EMSGSIZE (a truncated datagram was dropped).
+static int read_loop(nl_handle_t *h, size_t budget, int *soft) {
+  int err = ensure_slots(h);
+  if (err) return err;
+  h->acc_len = 0;
+  for (int calls = 0; calls < MAX_CALLS && h->acc_len < budget; calls++) {
+    for (int i = 0; i < SLOTS; i++) h->msgs[i].msg_hdr.msg_flags = 0;
+    int n = recvmmsg(h->fd, h->msgs, SLOTS, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == ENOBUFS) {
+        h->st.enobufs++;
+        *soft = ENOBUFS;
+        continue;  // the error is consumed; the queue behind it is still readable
+      }
+      return errno;
+    }
+    for (int i = 0; i < n; i++) {
+      if (h->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        h->st.truncated++;
+        *soft = EMSGSIZE;
+        continue;
+      }
+      size_t len = h->msgs[i].msg_len;
+      if (acc_append(h, h->iovs[i].iov_base, len)) return ENOMEM;
+      h->st.datagrams++;
+      h->st.bytes += (double)len;
+    }
+    if (n < SLOTS) {
+      // A short batch usually means the queue is empty; one more call confirms
+      // it cheaply with EAGAIN and also picks up a pending ENOBUFS.
+      continue;
+    }
+  }
+  return 0;
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events) {
+  nl_handle_t *h = p->data;
+  if (!h || h->fd < 0) return;
+  napi_env env = h->env;
+  h->st.wakeups++;
+  // libuv stops the watcher itself when it reports an error (POLLERR after an
+  // overrun): read to clear sk_err, then re-arm below (pitfall 1).
+  int restarted = status < 0;
+  int soft = 0;
+  int fatal = read_loop(h, WAKEUP_BUDGET, &soft);
+
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  h->in_callback = 1;
+  napi_value argv[2], cb, recv, result;
+  if (h->acc_len > 0) {
+    void *data;
+    napi_create_buffer_copy(env, h->acc_len, h->acc, &data, &argv[0]);
+  } else {
+    napi_get_null(env, &argv[0]);
+  }
+  napi_create_int32(env, fatal ? fatal : soft, &argv[1]);
+  if ((h->acc_len > 0 || fatal || soft) && h->cb && napi_get_reference_value(env, h->cb, &cb) == napi_ok && cb) {
+    napi_get_global(env, &recv);
+    napi_status s = napi_make_callback(env, h->actx, recv, cb, 2, argv, &result);
+    if (s == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+  }
+  h->in_callback = 0;
+  napi_close_handle_scope(env, scope);
+  if (h->finalized) {
+    handle_free(h);
+    return;
+  }
+  if (!h->polling && h->actx) {
+    napi_async_destroy(env, h->actx);
+    h->actx = NULL;
+  }
+  if (fatal) {
+    // A real socket error (not an overrun): stop rather than spin.
+    if (h->polling) handle_stop(h);
+    return;
+  }
+  if (h->polling && h->poll && h->fd >= 0) {
+    if (restarted) h->st.poll_restarts++;
+    if (restarted) uv_poll_start(h->poll, UV_READABLE, poll_cb);
+  }
+}
+
+/* ---------- exported functions ---------- */
+
+static napi_value f_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return throw_type(env, "bad arguments");
+  int32_t proto;
+  if (arg_int(env, argv[0], &proto)) return throw_type(env, "open(protocol, netnsPath?): protocol must be a number");
+  char path[4096];
+  int have_ns = !is_missing(env, argv[1]);
+  if (have_ns) {
+    size_t n;
+    if (napi_get_value_string_utf8(env, argv[1], path, sizeof path, &n) != napi_ok)
+      return throw_type(env, "open(protocol, netnsPath?): netnsPath must be a string");
+  }
+  int fd;
+  if (have_ns) {
+    int target = open(path, O_RDONLY | O_CLOEXEC);
+    if (target < 0) return throw_errno(env, "open netns", errno);
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (self < 0) {
+      int e = errno;
+      close(target);
+      return throw_errno(env, "open /proc/thread-self/ns/net", e);
+    }
+    if (setns(target, CLONE_NEWNET) < 0) {
+      int e = errno;
+      close(target);
+      close(self);
+      return throw_errno(env, "setns", e);
+    }
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+    int sock_err = errno;
+    if (setns(self, CLONE_NEWNET) < 0) {
+      // The JS thread would keep running in the wrong namespace: every later
+      // socket would silently act on another host's state. Not recoverable.
+      fprintf(stderr, "ctsync native: cannot restore network namespace: %s\n", strerror(errno));
+      abort();
+    }
+    close(target);
+    close(self);
+    if (fd < 0) return throw_errno(env, "socket", sock_err);
+  } else {
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+    if (fd < 0) return throw_errno(env, "socket", errno);
+  }
+  nl_handle_t *h = calloc(1, sizeof *h);
+  if (!h) {
+    close(fd);
+    return throw_errno(env, "open", ENOMEM);
+  }
+  h->fd = fd;
+  h->env = env;
+  napi_value ext;
+  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
+    close(fd);
+    free(h);
+    return throw_type(env, "napi_create_external failed");
+  }
+  return ext;
+}
+
+static napi_value f_bind(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  uint32_t groups = 0;
+  if (!is_missing(env, argv[1]) && napi_get_value_uint32(env, argv[1], &groups) != napi_ok)
+    return throw_type(env, "bind(h, groupsMask): groupsMask must be a number");
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_pid = 0, .nl_groups = groups};
+  if (bind(h->fd, (struct sockaddr *)&sa, sizeof sa) < 0) return throw_errno(env, "bind", errno);
+  socklen_t sl = sizeof sa;
+  if (getsockname(h->fd, (struct sockaddr *)&sa, &sl) < 0) return throw_errno(env, "getsockname", errno);
+  napi_value r;
+  napi_create_uint32(env, sa.nl_pid, &r);
+  return r;
+}
+
+static napi_value do_setsockopt(napi_env env, int fd, napi_value vlevel, napi_value vname, napi_value vval) {
+  int32_t level, name;
+  if (arg_int(env, vlevel, &level) || arg_int(env, vname, &name)) return throw_type(env, "setsockopt: level and name must be numbers");
+  napi_valuetype t;
+  napi_typeof(env, vval, &t);
+  int rc;
+  if (t == napi_number) {
+    int32_t v;
+    napi_get_value_int32(env, vval, &v);
+    int iv = v;
+    rc = setsockopt(fd, level, name, &iv, sizeof iv);
+  } else {
+    bool isbuf = false;
+    napi_is_buffer(env, vval, &isbuf);
+    if (!isbuf) return throw_type(env, "setsockopt: value must be a number or a Buffer");
+    void *data;
+    size_t len;
+    napi_get_buffer_info(env, vval, &data, &len);
+    rc = setsockopt(fd, level, name, data, (socklen_t)len);
+  }
+  if (rc < 0) return throw_errno(env, "setsockopt", errno);
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value do_getsockopt(napi_env env, int fd, napi_value vlevel, napi_value vname, napi_value vsize) {
+  int32_t level, name;
+  if (arg_int(env, vlevel, &level) || arg_int(env, vname, &name)) return throw_type(env, "getsockopt: level and name must be numbers");
+  napi_value r;
+  if (is_missing(env, vsize)) {
+    int v = 0;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, level, name, &v, &l) < 0) return throw_errno(env, "getsockopt", errno);
+    napi_create_int32(env, v, &r);
+    return r;
+  }
+  int32_t size;
+  if (arg_int(env, vsize, &size) || size < 0 || size > 65536) return throw_type(env, "getsockopt: size must be 0..65536");
+  char buf[65536];
+  socklen_t l = (socklen_t)size;
+  if (getsockopt(fd, level, name, buf, &l) < 0) return throw_errno(env, "getsockopt", errno);
+  void *data;
+  napi_create_buffer_copy(env, l, buf, &data, &r);
+  return r;
+}
+
+static napi_value f_setsockopt(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  return do_setsockopt(env, h->fd, argv[1], argv[2], argv[3]);
+}
+
+static napi_value f_getsockopt(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  return do_getsockopt(env, h->fd, argv[1], argv[2], argv[3]);
+}
+
+static napi_value f_setsockopt_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv, NULL)) return NULL;
+  int32_t fd;
+  if (arg_int(env, argv[0], &fd) || fd < 0) return throw_type(env, "setsockoptFd: fd must be a non-negative number");
+  return do_setsockopt(env, fd, argv[1], argv[2], argv[3]);
+}
+
+static napi_value f_getsockopt_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv, NULL)) return NULL;
+  int32_t fd;
+  if (arg_int(env, argv[0], &fd) || fd < 0) return throw_type(env, "getsockoptFd: fd must be a non-negative number");
+  return do_getsockopt(env, fd, argv[1], argv[2], argv[3]);
+}
+
+static napi_value f_send(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  bool isbuf = false;
+  napi_is_buffer(env, argv[1], &isbuf);
+  if (!isbuf) return throw_type(env, "send(h, buffer): buffer must be a Buffer");
+  void *data;
+  size_t len;
+  napi_get_buffer_info(env, argv[1], &data, &len);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  ssize_t n;
+  do {
+    n = sendto(h->fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "sendto", errno);
+  napi_value r;
+  napi_create_double(env, (double)n, &r);
+  return r;
+}
+
+static napi_value f_drain(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  double budget = DRAIN_DEFAULT_BUDGET;
+  if (!is_missing(env, argv[1]) && (napi_get_value_double(env, argv[1], &budget) != napi_ok || budget < 1))
+    return throw_type(env, "drain(h, maxBytes?): maxBytes must be a positive number");
+  int soft = 0;
+  int fatal = read_loop(h, (size_t)budget, &soft);
+  if (fatal) return throw_errno(env, "recvmmsg", fatal);
+  // On a request socket a lost or truncated reply means lost ACKs: the caller cannot trust the batch result.
+  if (soft) return throw_errno(env, "recvmmsg", soft);
+  napi_value r;
+  if (h->acc_len == 0) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  void *data;
+  napi_create_buffer_copy(env, h->acc_len, h->acc, &data, &r);
+  return r;
+}
+
+static napi_value f_start(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_function) return throw_type(env, "start(h, cb): cb must be a function");
+  if (h->polling) return throw_errno(env, "start: already started", EALREADY);
+  int err = ensure_slots(h);
+  if (err) return throw_errno(env, "start", err);
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type(env, "no uv loop");
+  h->poll = malloc(sizeof *h->poll);
+  if (!h->poll) return throw_errno(env, "start", ENOMEM);
+  int rc = uv_poll_init_socket(loop, h->poll, h->fd);
+  if (rc < 0) {
+    free(h->poll);
+    h->poll = NULL;
+    return throw_errno(env, "uv_poll_init", -rc);
+  }
+  h->poll->data = h;
+  napi_value name;
+  napi_create_string_utf8(env, "ctsync:netlink", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &h->actx);
+  napi_create_reference(env, argv[1], 1, &h->cb);
+  napi_create_reference(env, argv[0], 1, &h->self);
+  rc = uv_poll_start(h->poll, UV_READABLE, poll_cb);
+  if (rc < 0) {
+    handle_stop(h);
+    return throw_errno(env, "uv_poll_start", -rc);
+  }
+  h->polling = 1;
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value f_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, NULL)) return NULL;
+  nl_handle_t *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  handle_stop(h);
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value f_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, NULL)) return NULL;
+  nl_handle_t *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  handle_close(h);
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static void set_num(napi_env env, napi_value o, const char *k, double v) {
+  napi_value n;
+  napi_create_double(env, v, &n);
+  napi_set_named_property(env, o, k, n);
+}
+
+static napi_value f_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, NULL)) return NULL;
+  nl_handle_t *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  napi_value o;
+  napi_create_object(env, &o);
+  set_num(env, o, "datagrams", h->st.datagrams);
+  set_num(env, o, "wakeups", h->st.wakeups);
+  set_num(env, o, "enobufs", h->st.enobufs);
+  set_num(env, o, "pollRestarts", h->st.poll_restarts);
+  set_num(env, o, "bytes", h->st.bytes);
+  set_num(env, o, "truncated", h->st.truncated);
+  set_num(env, o, "fd", h->fd);
+  return o;
+}
+
+// sd_notify needs an AF_UNIX datagram; Node's dgram module has no AF_UNIX.
+static napi_value f_send_unix_datagram(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  size_t plen;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok || plen == 0)
+    return throw_type(env, "sendUnixDatagram(path, buf): path must be a non-empty string");
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (plen > sizeof sa.sun_path) return throw_errno(env, "sendUnixDatagram", ENAMETOOLONG);
+  memcpy(sa.sun_path, path, plen);
+  if (path[0] == '@') sa.sun_path[0] = '\0';  // abstract namespace
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] == '@' ? 0 : 1));
+  if (salen > sizeof sa) salen = sizeof sa;
+  bool isbuf = false;
+  napi_is_buffer(env, argv[1], &isbuf);
+  if (!isbuf) return throw_type(env, "sendUnixDatagram(path, buf): buf must be a Buffer");
+  void *data;
+  size_t len;
+  napi_get_buffer_info(env, argv[1], &data, &len);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  ssize_t n;
+  do {
+    n = sendto(fd, data, len, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+  } while (n < 0 && errno == EINTR);
+  int e = errno;
+  close(fd);
+  if (n < 0) return throw_errno(env, "sendto", e);
+  napi_value r;
+  napi_create_double(env, (double)n, &r);
+  return r;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"open", NULL, f_open, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"bind", NULL, f_bind, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setsockopt", NULL, f_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"getsockopt", NULL, f_getsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"send", NULL, f_send, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"drain", NULL, f_drain, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"start", NULL, f_start, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"stop", NULL, f_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"close", NULL, f_close, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"stats", NULL, f_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setsockoptFd", NULL, f_setsockopt_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"getsockoptFd", NULL, f_getsockopt_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sendUnixDatagram", NULL, f_send_unix_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

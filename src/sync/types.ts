@@ -3,6 +3,7 @@
 // channel. Both sides are interfaces so either can be faked in unit tests.
 import type { CacheObject } from '../cache/types.js';
 import type { Conntrack, Expectation } from '../model/conntrack.js';
+import type { RecvCounters } from '../wire/datagram.js';
 
 export interface SyncHost {
   /** Sends one datagram on the active link. */
@@ -36,6 +37,18 @@ export interface SyncStats {
   lastRecvAt: number;
   /** Age (ms) of the oldest unacknowledged message, or 0. */
   oldestUnackedAgeMs: number;
+  // Additive (sync engineer): always filled by Ftfw/Notrack, optional for fakes.
+  /** Messages really missing (seq − expected per gap); seqLost keeps conntrackd's over-count. */
+  seqLostActual?: number;
+  /** FTFW: times a stalled receive baseline was re-adopted (forged far-ahead seq recovery). */
+  seqResets?: number;
+  /** -s network "send: Malformed messages": objects that could not be encoded (dropped). */
+  sendMalformed?: number;
+  /** Exceptions thrown by SyncHost callbacks, caught and counted. */
+  hostErrors?: number;
+  datagramsSent?: number;
+  /** -s network "recv:" framing counters (the mode walks each datagram, ftfw.md §1.7). */
+  recv?: RecvCounters;
 }
 
 export interface SyncMode {
@@ -51,4 +64,9 @@ export interface SyncMode {
   stats(): SyncStats;
   /** Lines of `-s rsqueue` after the "resent queue (len=N)" header. */
   rsQueueLines(): string[];
+  /**
+   * Additive: the cache dropped `obj` (flush, purge): take it out of any sync
+   * queue without sending it and drop the sync layer's pin (no release() call).
+   */
+  forget?(obj: CacheObject): void;
 }

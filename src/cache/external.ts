@@ -1,0 +1,168 @@
+// The external cache: what the peer told us (conntrackd's external_cache.c),
+// held until a commit writes it to the kernel (spec ftfw.md §5.1, §5.2).
+//
+//   CT_NEW  an existing entry is replaced (counted destroyed + created), else created
+//   CT_UPD  attributes present in the message overwrite the entry's, or the entry is created
+//   CT_DEL  the entry is removed if present
+// Expectations (EXP_NEW/UPD/DEL) alike, in their own table. Objects here are
+// never DEAD: a deletion removes at once (no sync layer holds them). Entries
+// are NEW when created and ALIVE once updated, for -e and for tests.
+import { EVENT, type Conntrack, type EventKind, type Expectation } from '../model/conntrack.js';
+import type { Clock } from '../util/clock.js';
+import { conntrackIdentity, expectationIdentity } from './hash.js';
+import { mergeConntrack, mergeExpectation } from './internal.js';
+import { CacheTable, type CacheEntry, type NoSpaceHandler } from './table.js';
+import { OBJ_STATE, type CacheObject, type CacheStats } from './types.js';
+
+export interface ExternalCacheOptions {
+  clock: Clock;
+  hashSize?: number;
+  /** Per table (conntracks and expectations each). */
+  limit?: number;
+  onNoSpace?: NoSpaceHandler;
+}
+
+/** The commit fallback when the estimated remaining timeout is negative (§5.2). */
+export const COMMIT_FALLBACK_TIMEOUT = 60;
+
+export class ExternalCache {
+  private readonly clock: Clock;
+  private readonly ct: CacheTable<Conntrack>;
+  private readonly exp: CacheTable<Expectation>;
+
+  constructor(opts: ExternalCacheOptions) {
+    this.clock = opts.clock;
+    const common = {
+      name: 'external',
+      ...(opts.hashSize !== undefined ? { hashSize: opts.hashSize } : {}),
+      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+      ...(opts.onNoSpace !== undefined ? { onNoSpace: opts.onNoSpace } : {}),
+    };
+    this.ct = new CacheTable<Conntrack>({ ...common, kind: 'ct', ops: conntrackIdentity });
+    this.exp = new CacheTable<Expectation>({ ...common, kind: 'exp', ops: expectationIdentity });
+  }
+
+  /** A peer CT_NEW / CT_UPD / CT_DEL (as EVENT.NEW / UPDATE / DESTROY). Returns the entry, or null if removed/absent/no space. */
+  applyCt(kind: EventKind, value: Conntrack): CacheObject<Conntrack> | null {
+    return apply(this.ct, kind, value, this.clock.now(), mergeConntrack);
+  }
+
+  /** A peer EXP_NEW / EXP_UPD / EXP_DEL. */
+  applyExp(kind: EventKind, value: Expectation): CacheObject<Expectation> | null {
+    return apply(this.exp, kind, value, this.clock.now(), mergeExpectation);
+  }
+
+  getCt(value: Conntrack): CacheObject<Conntrack> | null {
+    return this.ct.find(value);
+  }
+
+  getExp(value: Expectation): CacheObject<Expectation> | null {
+    return this.exp.find(value);
+  }
+
+  /** `-e`: conntrack entries in a stable (insertion) order. */
+  cts(): IterableIterator<CacheObject<Conntrack>> {
+    return this.ct.entries();
+  }
+
+  /** `-e expect`. */
+  exps(): IterableIterator<CacheObject<Expectation>> {
+    return this.exp.entries();
+  }
+
+  /**
+   * Commit order (§5.2): first every entry without a master tuple, then the
+   * related ones, so a master exists in the kernel before what it expects.
+   * A snapshot array, so the committer may work through it in steps while
+   * the cache keeps changing. "Related" means a master tuple is set, as in
+   * conntrackd (the IPS_EXPECTED bit alone does not count: commit clears it).
+   */
+  commitOrder(): CacheObject<Conntrack>[] {
+    const out: CacheObject<Conntrack>[] = [];
+    for (let e = this.ct.first(); e !== null; e = e.lnext) if (!isRelated(e.value)) out.push(e);
+    for (let e = this.ct.first(); e !== null; e = e.lnext) if (isRelated(e.value)) out.push(e);
+    return out;
+  }
+
+  /** Expectations to commit, after the conntracks. */
+  expCommitOrder(): CacheObject<Expectation>[] {
+    const out: CacheObject<Expectation>[] = [];
+    for (let e = this.exp.first(); e !== null; e = e.lnext) out.push(e);
+    return out;
+  }
+
+  /** Number of conntrack entries. */
+  get ctSize(): number {
+    return this.ct.size;
+  }
+
+  get expSize(): number {
+    return this.exp.size;
+  }
+
+  get ctStats(): Readonly<CacheStats> {
+    return this.ct.stats;
+  }
+
+  get expStats(): Readonly<CacheStats> {
+    return this.exp.stats;
+  }
+
+  /** `-f external`: conntracks. Returns the number removed. */
+  flushCt(): number {
+    return this.ct.clear();
+  }
+
+  flushExp(): number {
+    return this.exp.clear();
+  }
+
+  flush(): number {
+    return this.ct.clear() + this.exp.clear();
+  }
+}
+
+function isRelated(ct: Conntrack): boolean {
+  return ct.master !== undefined;
+}
+
+function apply<T>(t: CacheTable<T>, kind: EventKind, value: T, now: number, merge: (d: T, s: T) => void): CacheEntry<T> | null {
+  const h = t.hashOf(value);
+  const e = t.lookup(value, h);
+  switch (kind) {
+    case EVENT.NEW:
+      if (e === null) return t.insert(value, h, now);
+      t.revive(e, value, now); // destroyed + created, same slot
+      return e;
+    case EVENT.UPDATE:
+      if (e === null) return t.insert(value, h, now);
+      merge(e.value, value);
+      e.state = OBJ_STATE.ALIVE;
+      e.lastUpdate = now;
+      t.stats.updateOk++;
+      return e;
+    case EVENT.DESTROY:
+      if (e === null) {
+        t.stats.deleteNotFound++;
+        return null;
+      }
+      t.remove(e);
+      return null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * The timeout (seconds) a committed entry gets (§5.2): CommitTimeout when
+ * configured, else the peer's last reported timeout minus the time since that
+ * report, or 60 s when that is negative. undefined when the entry carries no
+ * timeout (the kernel then applies its default).
+ */
+export function commitTimeout(obj: CacheObject<Conntrack>, nowMs: number, configured?: number): number | undefined {
+  if (configured !== undefined && configured > 0) return configured;
+  const t = obj.value.timeout;
+  if (t === undefined) return undefined;
+  const left = t - Math.floor((nowMs - obj.lastUpdate) / 1000);
+  return left < 0 ? COMMIT_FALLBACK_TIMEOUT : left;
+}

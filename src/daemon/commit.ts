@@ -1,0 +1,99 @@
+// Commit: the external cache (the peer's connections) into the local kernel
+// table, on failover. Same rules as conntrackd 1.4.7 (spec ftfw.md §5.2):
+// entries without a master first, then related ones; the remaining timeout is
+// derived from the last update; EXPECTED is cleared; TCP window tracking is
+// relaxed ("be liberal") unless both sides track windows; an existing entry is
+// replaced. Differences: it reports how many and how long to the caller.
+import { IPS, IPPROTO, type Conntrack } from '../model/conntrack.js';
+import type { CacheObject } from '../cache/types.js';
+import type { ConntrackTable, WriteResult } from './ports.js';
+
+/** IP_CT_TCP_FLAG_BE_LIBERAL: ignore window checks until the window is learnt again. */
+const TCP_FLAG_BE_LIBERAL = 0x08;
+/** Entries per batch handed to the kernel side (one sendmsg each). */
+const COMMIT_BATCH = 2048;
+/** conntrackd falls back to 60 s when the estimate is not positive. */
+const FALLBACK_TIMEOUT = 60;
+
+export interface CommitOptions {
+  /** CommitTimeout: a fixed timeout for committed entries, if configured. */
+  commitTimeout?: number;
+  tcpWindowTracking: boolean;
+  /** clock.now() in ms, to age the last-known timeout. */
+  now: number;
+}
+
+export interface CommitReport {
+  committed: number;
+  failed: number;
+  seconds: number;
+  /** errno → count, for the log line an operator reads after a failover. */
+  errors: Record<number, number>;
+}
+
+/** The kernel-bound copy of one external-cache entry. */
+export function toKernelEntry(obj: CacheObject<Conntrack>, opts: CommitOptions): Conntrack {
+  const ct = obj.value;
+  let timeout: number;
+  if (opts.commitTimeout !== undefined) {
+    timeout = opts.commitTimeout;
+  } else if (ct.timeout !== undefined) {
+    timeout = ct.timeout - Math.floor((opts.now - obj.lastUpdate) / 1000);
+    if (timeout <= 0) timeout = FALLBACK_TIMEOUT;
+  } else {
+    timeout = FALLBACK_TIMEOUT;
+  }
+  const out: Conntrack = { ...ct, timeout, status: (ct.status ?? 0) & ~IPS.EXPECTED };
+  if (!opts.tcpWindowTracking && ct.orig.proto === IPPROTO.TCP) {
+    const tcp = ct.tcp ?? { state: 3 };
+    out.tcp = {
+      ...tcp,
+      flagsOrig: (tcp.flagsOrig ?? 0) | TCP_FLAG_BE_LIBERAL,
+      flagsMaskOrig: (tcp.flagsMaskOrig ?? 0) | TCP_FLAG_BE_LIBERAL,
+      flagsReply: (tcp.flagsReply ?? 0) | TCP_FLAG_BE_LIBERAL,
+      flagsMaskReply: (tcp.flagsMaskReply ?? 0) | TCP_FLAG_BE_LIBERAL,
+    };
+  }
+  // Counters, ids and use counts belong to the peer's kernel, not ours.
+  delete out.id;
+  delete out.use;
+  delete out.countersOrig;
+  delete out.countersReply;
+  return out;
+}
+
+function addResult(report: CommitReport, r: WriteResult): void {
+  report.committed += r.ok;
+  report.failed += r.failed.length;
+  for (const f of r.failed) report.errors[f.errno] = (report.errors[f.errno] ?? 0) + 1;
+}
+
+/**
+ * Writes every entry of `objects` into the kernel, masters before related
+ * connections, in batches. Yields to the event loop between batches so the
+ * daemon keeps reading kernel events during a large commit.
+ */
+export async function commitConntracks(objects: Iterable<CacheObject<Conntrack>>, table: ConntrackTable,
+  opts: CommitOptions, hrnow: () => number = () => performance.now()): Promise<CommitReport> {
+  const start = hrnow();
+  const report: CommitReport = { committed: 0, failed: 0, seconds: 0, errors: {} };
+  const related: CacheObject<Conntrack>[] = [];
+  let batch: Conntrack[] = [];
+  for (const obj of objects) {
+    if (obj.value.master) {
+      related.push(obj);
+      continue;
+    }
+    batch.push(toKernelEntry(obj, opts));
+    if (batch.length >= COMMIT_BATCH) {
+      addResult(report, await table.createOrReplace(batch));
+      batch = [];
+    }
+  }
+  if (batch.length > 0) addResult(report, await table.createOrReplace(batch));
+  for (let i = 0; i < related.length; i += COMMIT_BATCH) {
+    addResult(report, await table.createOrReplace(related.slice(i, i + COMMIT_BATCH).map((o) => toKernelEntry(o, opts))));
+  }
+  report.seconds = (hrnow() - start) / 1000;
+  return report;
+}

@@ -1,0 +1,479 @@
+// The sync daemon: wires the kernel side, the caches, the sync mode, the
+// channel and the control socket together (conntrackd's run.c + sync-mode.c).
+// Each part sits behind an interface (ports.ts, SyncMode, Channel), so this
+// class is the only one that knows them all.
+import { EventEmitter } from 'node:events';
+import { existsSync, unlinkSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { CtsyncConfig } from '../config/index.js';
+import { createChannel, type Channel } from '../channel/index.js';
+import { MultiChannel } from '../channel/multi.js';
+import { ExternalCache } from '../cache/external.js';
+import { InternalCache, ORIGIN, type Origin } from '../cache/internal.js';
+import type { CacheObject } from '../cache/types.js';
+import { compileFilter, localAddresses, type CompiledFilter } from '../filter/filter.js';
+import { EVENT, type Conntrack, type EventKind, type Expectation } from '../model/conntrack.js';
+import { Ftfw } from '../sync/ftfw.js';
+import { Notrack } from '../sync/notrack.js';
+import { createWireCodec } from '../sync/wire-codec.js';
+import type { SyncHost, SyncMode } from '../sync/types.js';
+import { MSG } from '../wire/header.js';
+import { ControlServer } from '../control/server.js';
+import { sendRequest } from '../control/client.js';
+import { CTL } from '../control/codes.js';
+import { RateLimitedLog } from '../log/logger.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { CtsyncError } from '../errors.js';
+import { commitConntracks, toKernelEntry, type CommitReport } from './commit.js';
+import { LockFile } from './lock.js';
+import { NetlinkEvents, NetlinkTable } from './kernel.js';
+import { filterFromConfig, linksFromConfig } from './options.js';
+import type { ConntrackTable, KernelEventHandler, KernelEventSource } from './ports.js';
+import { CommandHandler } from './commands.js';
+
+export interface DaemonDeps {
+  log: Logger;
+  clock?: Clock;
+  /** Fakes for unit tests; the real netlink and channel otherwise. */
+  table?: ConntrackTable;
+  events?: KernelEventSource;
+  channel?: Channel;
+}
+
+/** Counters of the kernel side for -s runtime ("netlink stats"). */
+export interface KernelCounters {
+  eventsReceived: number;
+  eventsFiltered: number;
+  overruns: number;
+  flushKernelTable: number;
+  resyncWithKernel: number;
+  reconcileFailures: number;
+  injectFailed: number;
+}
+
+/** Minimum time between two dump-and-reconcile runs caused by overruns. */
+const OVERRUN_RECONCILE_MIN_MS = 1000;
+
+const PEER_KIND: Record<number, EventKind> = {
+  [MSG.CT_NEW]: EVENT.NEW,
+  [MSG.CT_UPD]: EVENT.UPDATE,
+  [MSG.CT_DEL]: EVENT.DESTROY,
+  [MSG.EXP_NEW]: EVENT.NEW,
+  [MSG.EXP_UPD]: EVENT.UPDATE,
+  [MSG.EXP_DEL]: EVENT.DESTROY,
+};
+
+export class Daemon extends EventEmitter<{ exit: [code: number] }> implements SyncHost, KernelEventHandler {
+  readonly config: CtsyncConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly startedAt: number;
+  readonly internal: InternalCache<Conntrack>;
+  readonly internalExp: InternalCache<Expectation> | null;
+  readonly external: ExternalCache;
+  /** Created in start(): the engine sizes its datagrams from the opened link's MTU. */
+  sync!: SyncMode;
+  readonly channel: Channel;
+  readonly table: ConntrackTable;
+  readonly events: KernelEventSource;
+  readonly kernel: KernelCounters = {
+    eventsReceived: 0, eventsFiltered: 0, overruns: 0, flushKernelTable: 0, resyncWithKernel: 0,
+    reconcileFailures: 0, injectFailed: 0,
+  };
+  filter: CompiledFilter;
+  /** The initial kernel dump is in the internal cache (readiness). */
+  initialDumpDone = false;
+  lastCommit: CommitReport | null = null;
+
+  private readonly rl: RateLimitedLog;
+  private readonly lock: LockFile;
+  private readonly control: ControlServer;
+  private readonly commands: CommandHandler;
+  private readonly disableExternal: boolean;
+  private reconcileTimer: TimerHandle | null = null;
+  private lastReconcileAt = -Infinity;
+  private reconciling: Promise<void> | null = null;
+  private purgeTimer: TimerHandle | null = null;
+  /** Serialises commit, flush and resync commands: one at a time, in arrival order. */
+  private opChain: Promise<unknown> = Promise.resolve();
+  private injectQueue: { kind: EventKind; ct: Conntrack }[] = [];
+  private injectScheduled = false;
+  private stopped = false;
+
+  constructor(config: CtsyncConfig, deps: DaemonDeps) {
+    super();
+    const sync = config.sync;
+    if (!sync) throw new CtsyncError('CTSYNC_ERR_DAEMON', `${config.file}: no Sync section (Stats mode is not supported by ctsync)`);
+    if (sync.mode === 'alarm') throw new CtsyncError('CTSYNC_ERR_DAEMON', `${config.file}: Mode ALARM is not supported by ctsync; use FTFW or NOTRACK`);
+    if (!config.general.unix.path) throw new CtsyncError('CTSYNC_ERR_DAEMON', `${config.file}: General { UNIX { Path } } is required`);
+    this.config = config;
+    this.log = deps.log;
+    this.clock = deps.clock ?? systemClock;
+    this.startedAt = this.clock.now();
+    this.rl = new RateLimitedLog(this.log);
+    this.disableExternal = sync.disableExternalCache;
+    this.filter = this.buildFilter();
+
+    const onNoSpace = (cache: string, limit: number, total: number): void => {
+      this.rl.warn(`nospace-${cache}`, { cache, limit, noSpaceTotal: total }, `${cache} cache full (HashLimit ${limit}): entry not stored`);
+    };
+    this.internal = InternalCache.forConntracks({
+      clock: this.clock,
+      onChange: (obj) => this.sync?.enqueue(obj),
+      hashSize: config.general.hashSize,
+      limit: config.general.hashLimit,
+      onNoSpace,
+    });
+    this.internalExp = sync.expectationSync.enabled
+      ? InternalCache.forExpectations({
+        clock: this.clock,
+        onChange: (obj) => this.sync?.enqueue(obj),
+        hashSize: config.general.hashSize,
+        limit: config.general.hashLimit,
+        onNoSpace,
+      })
+      : null;
+    this.external = new ExternalCache({ clock: this.clock, hashSize: config.general.hashSize, limit: config.general.hashLimit, onNoSpace });
+
+    this.channel = deps.channel ?? createChannel(linksFromConfig(config), { log: this.log, clock: this.clock });
+    this.table = deps.table ?? new NetlinkTable();
+    this.events = deps.events ?? new NetlinkEvents({
+      ...(config.general.netlinkBufferSize ? { bufferSize: config.general.netlinkBufferSize } : {}),
+      ...(config.general.netlinkBufferSizeMaxGrowth ? { maxBufferSize: config.general.netlinkBufferSizeMaxGrowth } : {}),
+      expectations: sync.expectationSync.enabled,
+      reliable: config.general.netlinkEventsReliable,
+    });
+    this.lock = new LockFile(config.general.lockFile);
+    this.commands = new CommandHandler(this);
+    this.control = new ControlServer({
+      path: config.general.unix.path,
+      handler: (code, reply, ctx) => this.commands.handle(code, reply, ctx),
+      log: this.log,
+    });
+  }
+
+  private createSync(): SyncMode {
+    const sync = this.config.sync!;
+    const codec = createWireCodec({ tcpWindowTracking: sync.tcpWindowTracking, omitTimeout: sync.commitTimeout !== undefined });
+    return sync.mode === 'notrack'
+      ? new Notrack({ host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log })
+      : new Ftfw({
+        host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log,
+        resendQueueSize: sync.resendQueueSize, ackWindowSize: sync.ackWindowSize,
+      });
+  }
+
+  get socketPath(): string {
+    return this.config.general.unix.path!;
+  }
+
+  /** Lock, control socket, kernel events, initial dump, sync link: in that order, so nothing is missed. */
+  async start(): Promise<void> {
+    const { recoveredStale } = await this.lock.acquire(() => this.daemonAnswers());
+    if (recoveredStale) this.log.warn({ lockFile: this.lock.path }, 'stale lock file from a previous daemon recovered');
+    try {
+      if (existsSync(this.socketPath) && !(await this.daemonAnswers())) unlinkSync(this.socketPath);
+      await this.control.listen();
+      this.channel.onMessage((datagram) => this.sync.receive(datagram));
+      await this.channel.open();
+      // The engine must run before the first datagram is delivered (a later turn of the event loop).
+      this.sync = this.createSync();
+      this.sync.start();
+      // Subscribe before dumping: an event that races the dump is applied after it, as newer.
+      this.events.start(this);
+      await this.populateFromKernel();
+      this.initialDumpDone = true;
+      this.log.info({ mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname }, 'ctsync started');
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.reconcileTimer?.cancel();
+    this.purgeTimer?.cancel();
+    try { this.sync?.stop(); } catch { /* best effort on the way down */ }
+    try { await this.channel.close(); } catch { /* idem */ }
+    try { this.events.stop(); } catch { /* idem */ }
+    try { this.table.close(); } catch { /* idem */ }
+    try { await this.control.close(); } catch { /* idem */ }
+    this.lock.release();
+    this.log.info('---- shutdown received ----');
+  }
+
+  /** Asks the daemon to exit (KILL command, signals); main() turns this into process exit. */
+  requestExit(code = 0): void {
+    void this.stop().then(() => this.emit('exit', code));
+  }
+
+  /** Runs `fn` after every earlier commit/flush/resync has finished. */
+  serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.opChain.then(fn, fn);
+    this.opChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async daemonAnswers(): Promise<boolean> {
+    try {
+      await sendRequest(this.socketPath, CTL.STATS, { timeoutMs: 1000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private buildFilter(): CompiledFilter {
+    const own = this.config.ctsync.ignoreOwnAddresses ? localAddresses() : undefined;
+    return compileFilter(filterFromConfig(this.config.general.filter), own ? { ownAddresses: own } : {});
+  }
+
+  /** SIGHUP: filters are rebuilt from a re-read config; caches are kept. */
+  reloadFilter(config: CtsyncConfig): void {
+    (this as { config: CtsyncConfig }).config = config;
+    this.filter = this.buildFilter();
+  }
+
+  // ---- kernel side -------------------------------------------------------
+
+  /** Initial dump and -R: the kernel table into the internal cache, nothing sent. */
+  async populateFromKernel(): Promise<number> {
+    const entries = await this.table.dump();
+    let n = 0;
+    for (const ct of entries) {
+      if (!this.filter.accepts(ct)) continue;
+      this.internal.populate(ct);
+      n++;
+    }
+    if (this.internalExp) {
+      for (const exp of await this.table.dumpExpectations()) this.internalExp.populate(exp);
+    }
+    this.kernel.resyncWithKernel++;
+    return n;
+  }
+
+  onConntrack(kind: EventKind, ct: Conntrack, originPortId: number): void {
+    this.kernel.eventsReceived++;
+    if (!this.filter.accepts(ct)) {
+      this.kernel.eventsFiltered++;
+      return;
+    }
+    const origin = this.originOf(kind, originPortId);
+    if (origin === ORIGIN.INJECT) return;
+    this.internal.event(kind, ct, origin);
+  }
+
+  onExpectation(kind: EventKind, exp: Expectation, originPortId: number): void {
+    this.kernel.eventsReceived++;
+    if (!this.internalExp) return;
+    const origin = this.originOf(kind, originPortId);
+    if (origin === ORIGIN.INJECT) return;
+    this.internalExp.event(kind, exp, origin);
+  }
+
+  /**
+   * Events caused by our own request socket: commits are mirrored but not
+   * sent back, our flushes drop entries silently, and direct injections of
+   * peer entries (DisableExternalCache) are not ours to replicate at all.
+   */
+  private originOf(kind: EventKind, portid: number): Origin {
+    if (portid === 0 || portid !== this.table.portId) return ORIGIN.NOT_ME;
+    if (this.disableExternal) return ORIGIN.INJECT;
+    return kind === EVENT.DESTROY ? ORIGIN.FLUSH : ORIGIN.COMMIT;
+  }
+
+  /** Events were lost: dump the table and reconcile, never more than once a second. */
+  onOverrun(): void {
+    this.kernel.overruns++;
+    this.rl.warn('overrun', { overruns: this.kernel.overruns }, 'netlink event overrun: events lost, resyncing with the kernel table');
+    if (this.reconcileTimer) return;
+    const wait = Math.max(0, this.lastReconcileAt + OVERRUN_RECONCILE_MIN_MS - this.clock.now());
+    this.reconcileTimer = this.clock.setTimeout(() => {
+      this.reconcileTimer = null;
+      void this.reconcile();
+    }, wait);
+  }
+
+  /** Dump-and-reconcile: the internal cache becomes the kernel table; differences go to the peer. */
+  reconcile(): Promise<void> {
+    if (this.reconciling) return this.reconciling;
+    this.reconciling = (async () => {
+      this.lastReconcileAt = this.clock.now();
+      try {
+        const entries = (await this.table.dump()).filter((ct) => this.filter.accepts(ct));
+        const r = this.internal.reconcile(entries);
+        this.kernel.resyncWithKernel++;
+        this.log.info({ ...r }, 'internal cache reconciled with the kernel table');
+      } catch (e) {
+        this.kernel.reconcileFailures++;
+        this.rl.error('reconcile', { err: e }, 'resync with the kernel table failed');
+      } finally {
+        this.reconciling = null;
+      }
+    })();
+    return this.reconciling;
+  }
+
+  /** -F / -t: remove every kernel entry the filter accepts (ignored ones stay, as in conntrackd). */
+  async flushKernel(): Promise<number> {
+    const victims = (await this.table.dump()).filter((ct) => this.filter.accepts(ct));
+    const r = await this.table.remove(victims);
+    this.kernel.flushKernelTable++;
+    return r.ok;
+  }
+
+  /** -t: a kernel flush and an internal-cache flush after PurgeTimeout seconds. */
+  scheduleKernelPurge(): void {
+    if (this.purgeTimer) return;
+    const secs = this.config.sync!.purgeTimeout;
+    this.log.info({ seconds: secs }, `flushing conntrack table in ${secs} secs`);
+    this.purgeTimer = this.clock.setTimeout(() => {
+      this.purgeTimer = null;
+      void this.serialize(async () => {
+        this.log.info('flushing kernel conntrack table (scheduled)');
+        await this.flushKernel();
+        this.flushInternal();
+      }).catch((e) => this.rl.error('purge', { err: e }, 'scheduled kernel flush failed'));
+    }, secs * 1000);
+  }
+
+  cancelKernelPurge(): void {
+    this.purgeTimer?.cancel();
+    this.purgeTimer = null;
+  }
+
+  // ---- caches ------------------------------------------------------------
+
+  flushInternal(): number {
+    for (const obj of this.internal.all()) this.sync.forget?.(obj);
+    let n = this.internal.flush();
+    if (this.internalExp) {
+      for (const obj of this.internalExp.all()) this.sync.forget?.(obj);
+      n += this.internalExp.flush();
+    }
+    return n;
+  }
+
+  flushExternal(): number {
+    return this.external.flush();
+  }
+
+  /** -B and the peer's RESYNC: every internal object goes to the peer again. */
+  bulkSend(): number {
+    let n = 0;
+    for (const obj of this.internal.all()) {
+      this.sync.enqueue(obj);
+      n++;
+    }
+    if (this.internalExp) {
+      for (const obj of this.internalExp.all()) {
+        this.sync.enqueue(obj);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** -c: the external cache into the kernel. */
+  async commit(): Promise<CommitReport> {
+    const sync = this.config.sync!;
+    const report = await commitConntracks(this.external.commitOrder(), this.table, {
+      ...(sync.commitTimeout !== undefined ? { commitTimeout: sync.commitTimeout } : {}),
+      tcpWindowTracking: sync.tcpWindowTracking,
+      now: this.clock.now(),
+    });
+    if (this.internalExp) {
+      const exps = this.external.expCommitOrder().map((o) => o.value);
+      if (exps.length > 0) {
+        const r = await this.table.createExpectations(exps);
+        report.committed += r.ok;
+        report.failed += r.failed.length;
+      }
+    }
+    this.lastCommit = report;
+    this.log.info({ committed: report.committed, failed: report.failed, seconds: report.seconds, errors: report.errors },
+      `Committed ${report.committed} new entries`);
+    return report;
+  }
+
+  // ---- SyncHost ----------------------------------------------------------
+
+  get maxDatagram(): number {
+    return this.channel.maxDatagram;
+  }
+
+  send(datagram: Buffer): void {
+    this.channel.send(datagram);
+  }
+
+  onPeerData(type: number, value: Conntrack | Expectation): void {
+    const kind = PEER_KIND[type];
+    if (kind === undefined) return;
+    if (type <= MSG.CT_DEL) {
+      if (this.disableExternal) this.inject(kind, value as Conntrack);
+      else this.external.applyCt(kind, value as Conntrack);
+    } else if (this.internalExp) {
+      this.external.applyExp(kind, value as Expectation);
+    }
+  }
+
+  onResyncRequest(): void {
+    this.log.info('resync requested by other node');
+    this.bulkSend();
+  }
+
+  release(obj: CacheObject): void {
+    if (obj.kind === 'exp') this.internalExp?.release(obj as CacheObject<Expectation>);
+    else this.internal.release(obj as CacheObject<Conntrack>);
+  }
+
+  /** DisableExternalCache: peer entries go straight to the kernel, batched per event-loop turn. */
+  private inject(kind: EventKind, ct: Conntrack): void {
+    this.injectQueue.push({ kind, ct });
+    if (this.injectScheduled) return;
+    this.injectScheduled = true;
+    setImmediate(() => void this.flushInjectQueue());
+  }
+
+  private async flushInjectQueue(): Promise<void> {
+    this.injectScheduled = false;
+    const q = this.injectQueue;
+    this.injectQueue = [];
+    const now = this.clock.now();
+    const creates: Conntrack[] = [];
+    const updates: Conntrack[] = [];
+    const deletes: Conntrack[] = [];
+    for (const { kind, ct } of q) {
+      if (kind === EVENT.DESTROY) deletes.push(ct);
+      else {
+        const entry = toKernelEntry({ kind: 'ct', value: ct, state: 0, firstSeen: now, lastUpdate: now, sync: null, pins: 0 }, {
+          tcpWindowTracking: this.config.sync!.tcpWindowTracking,
+          now,
+          ...(this.config.sync!.commitTimeout !== undefined ? { commitTimeout: this.config.sync!.commitTimeout } : {}),
+        });
+        (kind === EVENT.NEW ? creates : updates).push(entry);
+      }
+    }
+    try {
+      const results = await Promise.all([
+        creates.length ? this.table.createOrReplace(creates) : null,
+        updates.length ? this.table.updateOrCreate(updates) : null,
+        deletes.length ? this.table.remove(deletes) : null,
+      ]);
+      for (const r of results) if (r) this.kernel.injectFailed += r.failed.length;
+    } catch (e) {
+      this.kernel.injectFailed += q.length;
+      this.rl.error('inject', { err: e }, 'direct injection of peer entries failed');
+    }
+  }
+
+  /** Links for -s link: one per configured link. */
+  linkReports(): { kind: Channel['kind']; ifname: string; status: ReturnType<Channel['status']>; active: boolean; stats: ReturnType<Channel['stats']> }[] {
+    if (this.channel instanceof MultiChannel) {
+      return this.channel.linkStats().map((l) => ({ kind: l.kind, ifname: l.ifname, status: l.status, active: l.role === 'ACTIVE', stats: l.stats }));
+    }
+    return [{ kind: this.channel.kind, ifname: this.channel.ifname, status: this.channel.status(), active: true, stats: this.channel.stats() }];
+  }
+}

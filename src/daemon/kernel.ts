@@ -1,0 +1,104 @@
+// Adapters from the ctnetlink client and event listener (src/netlink/) to the
+// daemon's ports. Kept thin: policy (origins, filters, reconcile) lives in
+// the daemon, socket work in the netlink layer.
+import { CtClient } from '../netlink/client.js';
+import { CtEventListener } from '../netlink/events.js';
+import type { Conntrack, Expectation } from '../model/conntrack.js';
+import type { ConntrackTable, EventSourceStats, KernelEventHandler, KernelEventSource, WriteResult } from './ports.js';
+
+const ENOENT = 2;
+
+export class NetlinkTable implements ConntrackTable {
+  private readonly client: CtClient;
+
+  constructor(opts: { netns?: string } = {}) {
+    this.client = new CtClient(opts.netns ? { netns: opts.netns } : {});
+  }
+
+  get portId(): number {
+    return this.client.portid;
+  }
+
+  dump(): Promise<Conntrack[]> {
+    return this.client.dump();
+  }
+
+  createOrReplace(entries: Conntrack[]): Promise<WriteResult> {
+    return this.client.createOrReplace(entries);
+  }
+
+  async updateOrCreate(entries: Conntrack[]): Promise<WriteResult> {
+    const r = await this.client.update(entries);
+    if (r.failed.length === 0) return r;
+    // conntrackd (DisableExternalCache): an update that fails is retried as a create.
+    const retry = r.failed.map((f) => entries[f.index]!);
+    const r2 = await this.client.createOrReplace(retry);
+    return {
+      ok: r.ok + r2.ok,
+      failed: r2.failed.map((f) => ({ ...f, index: r.failed[f.index]!.index })),
+    };
+  }
+
+  async remove(entries: Conntrack[]): Promise<WriteResult> {
+    const r = await this.client.remove(entries);
+    // Already gone is what we wanted.
+    const failed = r.failed.filter((f) => f.errno !== ENOENT);
+    return { ok: r.ok + (r.failed.length - failed.length), failed };
+  }
+
+  dumpExpectations(): Promise<Expectation[]> {
+    return this.client.dumpExpectations();
+  }
+
+  createExpectations(entries: Expectation[]): Promise<WriteResult> {
+    return this.client.createExpectations(entries);
+  }
+
+  removeExpectations(entries: Expectation[]): Promise<WriteResult> {
+    return this.client.removeExpectations(entries);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface NetlinkEventsOptions {
+  netns?: string;
+  bufferSize?: number;
+  maxBufferSize?: number;
+  expectations?: boolean;
+  reliable?: boolean;
+}
+
+export class NetlinkEvents implements KernelEventSource {
+  private readonly listener: CtEventListener;
+
+  constructor(opts: NetlinkEventsOptions = {}) {
+    this.listener = new CtEventListener({
+      ...(opts.netns ? { netns: opts.netns } : {}),
+      ...(opts.bufferSize ? { bufferSize: opts.bufferSize } : {}),
+      ...(opts.maxBufferSize ? { maxBufferSize: opts.maxBufferSize } : {}),
+      expectations: opts.expectations ?? false,
+      reliable: opts.reliable ?? false,
+    });
+  }
+
+  start(handler: KernelEventHandler): void {
+    this.listener.on('event', (kind, ct, portid) => handler.onConntrack(kind, ct, portid));
+    this.listener.on('expectation', (kind, exp, portid) => handler.onExpectation(kind, exp, portid));
+    this.listener.on('overrun', () => handler.onOverrun());
+    // Decode errors are counted by the listener; an 'error' without a listener would throw.
+    this.listener.on('error', () => undefined);
+    this.listener.start();
+  }
+
+  stop(): void {
+    this.listener.close();
+  }
+
+  stats(): EventSourceStats {
+    const s = this.listener.stats;
+    return { events: s.events + s.expEvents, overruns: s.overruns, decodeErrors: s.decodeErrors, bufferSize: s.bufferSize };
+  }
+}

@@ -1,0 +1,51 @@
+// What the daemon needs from the kernel, as interfaces: the real ctnetlink
+// client and event listener are adapted to these in kernel.ts; unit tests of
+// the daemon logic use in-memory fakes.
+import type { Conntrack, EventKind, Expectation } from '../model/conntrack.js';
+
+export interface WriteFailure {
+  index: number;
+  /** Positive errno (17 EEXIST, 2 ENOENT, ...). */
+  errno: number;
+}
+
+export interface WriteResult {
+  ok: number;
+  failed: WriteFailure[];
+}
+
+/** The local conntrack table, through a request socket. */
+export interface ConntrackTable {
+  /** Netlink port id of the request socket: kernel events caused by our own writes carry it. */
+  readonly portId: number;
+  dump(): Promise<Conntrack[]>;
+  /** Creates entries; an existing one (EEXIST) is deleted and created once more, as conntrackd's commit does. */
+  createOrReplace(entries: Conntrack[]): Promise<WriteResult>;
+  /** Updates in place; ENOENT or other errors fall back to createOrReplace. */
+  updateOrCreate(entries: Conntrack[]): Promise<WriteResult>;
+  remove(entries: Conntrack[]): Promise<WriteResult>;
+  dumpExpectations(): Promise<Expectation[]>;
+  createExpectations(entries: Expectation[]): Promise<WriteResult>;
+  removeExpectations(entries: Expectation[]): Promise<WriteResult>;
+  close(): void;
+}
+
+export interface KernelEventHandler {
+  onConntrack(kind: EventKind, ct: Conntrack, originPortId: number): void;
+  onExpectation(kind: EventKind, exp: Expectation, originPortId: number): void;
+  /** The event socket overran: events were lost, the table must be dumped and reconciled. */
+  onOverrun(): void;
+}
+
+export interface EventSourceStats {
+  events: number;
+  overruns: number;
+  decodeErrors: number;
+  bufferSize: number;
+}
+
+export interface KernelEventSource {
+  start(handler: KernelEventHandler): void;
+  stop(): void;
+  stats(): EventSourceStats;
+}

@@ -1,0 +1,69 @@
+// Assembles the -s snapshot from the live components. Built per request
+// (a handful per minute), so clarity beats caching here.
+import type { StatsSnapshot } from '../control/format/stats.js';
+import { newRecvCounters } from '../wire/datagram.js';
+import type { Daemon } from './daemon.js';
+
+/** conntrackd's tx queue bound (INT_MAX): shown as "maximum elements". */
+const TXQUEUE_MAX = 2147483647;
+const ERRORQ_MAX = 128;
+
+export function buildStatsSnapshot(d: Daemon): StatsSnapshot {
+  const sync = d.sync.stats();
+  const recv = sync.recv ?? newRecvCounters();
+  const links = d.linkReports();
+  const active = links.find((l) => l.active) ?? links[0]!;
+  const ev = d.events.stats();
+  const sc = d.config.sync!;
+  return {
+    internal: { ...d.internal.stats },
+    external: { ...d.external.ctStats },
+    traffic: { bytes: 0, packets: 0 },
+    channel: active,
+    network: {
+      recv: {
+        malformed: recv.malformed,
+        wrongVersion: recv.badVersion,
+        malformedHeader: recv.malformedHeader,
+        malformedPayload: recv.malformedPayload,
+        badType: recv.badType,
+        truncated: recv.truncated,
+        badSize: recv.badSize,
+      },
+      sendMalformed: sync.sendMalformed ?? 0,
+    },
+    seq: { lost: sync.seqLost, before: sync.seqBefore },
+    uptimeSec: Math.floor((d.clock.now() - d.startedAt) / 1000),
+    netlink: {
+      eventsReceived: d.kernel.eventsReceived,
+      eventsFiltered: d.kernel.eventsFiltered,
+      eventsUnknownType: 0,
+      catchEventFailed: ev.decodeErrors,
+      dumpUnknownType: 0,
+      overrun: d.kernel.overruns,
+      flushKernelTable: d.kernel.flushKernelTable,
+      resyncWithKernel: d.kernel.resyncWithKernel,
+      bufferSize: ev.bufferSize,
+    },
+    runtime: {
+      childProcessFailed: 0,
+      childProcessSegfault: 0,
+      childProcessTermsig: 0,
+      selectFailed: 0,
+      waitFailed: 0,
+      localReadFailed: 0,
+      localUnknownRequest: 0,
+    },
+    links,
+    queues: {
+      allocatedNodes: sync.txQueueLen + sync.rsQueueLen,
+      queues: [
+        { name: 'txqueue', current: sync.txQueueLen, max: TXQUEUE_MAX, noSpaceErrors: 0 },
+        { name: 'errorq', current: 0, max: ERRORQ_MAX, noSpaceErrors: 0 },
+        { name: 'rsqueue', current: sync.rsQueueLen, max: sc.resendQueueSize, noSpaceErrors: sync.rsQueueOverflow },
+      ],
+    },
+    rsqueue: d.sync.rsQueueLines(),
+    processes: [],
+  };
+}

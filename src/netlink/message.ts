@@ -1,0 +1,165 @@
+// nlmsghdr + nfgenmsg framing and a zero-allocation walker over a buffer of
+// packed netlink messages (one native read may hold many datagrams, each
+// holding many messages). Decode failures are NetlinkError DECODE with the
+// offset, never an out-of-range read.
+import { NetlinkError } from '../errors.js';
+import type { NlWriter } from './nlattr.js';
+import {
+  NFGENMSG_LEN, NFNETLINK_V0, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK_TLVS, NLM_F_CAPPED,
+  NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS,
+} from './nl-constants.js';
+
+export function nlmsgAlign(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/**
+ * Writes nlmsghdr + nfgenmsg at the writer's position and returns the
+ * message start; the length is patched by endMessage once attributes are in.
+ */
+export function beginMessage(w: NlWriter, type: number, flags: number, seq: number, family: number, resId = 0,
+  version = NFNETLINK_V0): number {
+  const at = w.raw(NLMSG_HDRLEN + NFGENMSG_LEN);
+  const b = w.buf;
+  b.writeUInt32LE(0, at);
+  b.writeUInt16LE(type, at + 4);
+  b.writeUInt16LE(flags, at + 6);
+  b.writeUInt32LE(seq >>> 0, at + 8);
+  b.writeUInt32LE(0, at + 12);
+  b[at + 16] = family;
+  b[at + 17] = version;
+  b.writeUInt16BE(resId, at + 18);
+  return at;
+}
+
+export function endMessage(w: NlWriter, start: number): void {
+  const aligned = nlmsgAlign(w.off);
+  w.ensure(aligned - w.off);
+  while (w.off < aligned) w.buf[w.off++] = 0;
+  w.buf.writeUInt32LE(w.off - start, start);
+}
+
+/** Rewrites the flags of a finished message (e.g. NLM_F_ACK on the last of a batch). */
+export function setMessageFlags(w: NlWriter, start: number, flags: number): void {
+  w.buf.writeUInt16LE(flags, start + 6);
+}
+
+/** The parsed body of an NLMSG_ERROR: errno > 0 is a failure, 0 an ACK. */
+export interface NlErrorInfo {
+  errno: number;
+  origType: number;
+  origSeq: number;
+  extack?: string;
+  /** Offset of the offending attribute in the original message, when the kernel says. */
+  extackOffset?: number;
+}
+
+function decodeError(what: string, at: number, ctx: Record<string, unknown> = {}): NetlinkError {
+  return new NetlinkError('CTSYNC_ERR_NETLINK_DECODE', `malformed netlink message: ${what} at offset ${at}`, 0,
+    { offset: at, ...ctx });
+}
+
+/**
+ * Cursor over packed messages. One instance is reused for every buffer: the
+ * fields describe the current message, so walking allocates nothing.
+ */
+export class MessageReader {
+  buf: Buffer = Buffer.alloc(0);
+  private end = 0;
+  private nextOff = 0;
+  /** Current message. */
+  start = 0;
+  len = 0;
+  type = 0;
+  flags = 0;
+  seq = 0;
+  pid = 0;
+
+  reset(buf: Buffer, start = 0, end = buf.length): this {
+    this.buf = buf;
+    this.end = end;
+    this.nextOff = start;
+    this.start = start;
+    this.len = 0;
+    return this;
+  }
+
+  /** Advances to the next message; false at the end. Throws DECODE on a bad header. */
+  next(): boolean {
+    const off = this.nextOff;
+    if (off >= this.end) return false;
+    if (this.end - off < NLMSG_HDRLEN) throw decodeError(`truncated header (${this.end - off} bytes left)`, off);
+    const b = this.buf;
+    const len = b.readUInt32LE(off);
+    if (len < NLMSG_HDRLEN) throw decodeError(`length ${len} below header size`, off);
+    if (len > this.end - off) throw decodeError(`length ${len} runs past the buffer (${this.end - off} left)`, off);
+    this.start = off;
+    this.len = len;
+    this.type = b.readUInt16LE(off + 4);
+    this.flags = b.readUInt16LE(off + 6);
+    this.seq = b.readUInt32LE(off + 8);
+    this.pid = b.readUInt32LE(off + 12);
+    this.nextOff = off + nlmsgAlign(len);
+    return true;
+  }
+
+  get msgEnd(): number {
+    return this.start + this.len;
+  }
+
+  /** Start of the payload after nlmsghdr. */
+  get payload(): number {
+    return this.start + NLMSG_HDRLEN;
+  }
+
+  /** Start of the attributes after nfgenmsg; throws DECODE when the message is too short for nfgenmsg. */
+  attrsStart(): number {
+    if (this.len < NLMSG_HDRLEN + NFGENMSG_LEN) throw decodeError(`nfnetlink message of ${this.len} bytes has no nfgenmsg`, this.start, { type: this.type });
+    return this.start + NLMSG_HDRLEN + NFGENMSG_LEN;
+  }
+
+  /** nfgenmsg.nfgen_family of the current message. */
+  family(): number {
+    return this.buf[this.attrsStart() - NFGENMSG_LEN]!;
+  }
+
+  /** Parses the current NLMSG_ERROR (or the status of NLMSG_DONE). */
+  error(): NlErrorInfo {
+    return parseErrorPayload(this.buf, this.start, this.len, this.flags, this.type);
+  }
+}
+
+/** nlmsgerr { s32 error; nlmsghdr orig; [orig payload]; [ext-ack TLVs] }, all host-endian. */
+export function parseErrorPayload(buf: Buffer, start: number, len: number, flags: number, type = NLMSG_ERROR): NlErrorInfo {
+  const p = start + NLMSG_HDRLEN;
+  const end = start + len;
+  if (end - p < 4) throw decodeError(`${type === NLMSG_DONE ? 'NLMSG_DONE' : 'NLMSG_ERROR'} without an error code`, start);
+  const err = buf.readInt32LE(p);
+  if (type === NLMSG_DONE) return { errno: err < 0 ? -err : 0, origType: 0, origSeq: 0 };
+  if (end - p < 4 + NLMSG_HDRLEN) throw decodeError('NLMSG_ERROR without the original header', start);
+  const orig = p + 4;
+  const info: NlErrorInfo = {
+    errno: err < 0 ? -err : err,
+    origType: buf.readUInt16LE(orig + 4),
+    origSeq: buf.readUInt32LE(orig + 8),
+  };
+  if (flags & NLM_F_ACK_TLVS) {
+    // Capped errors omit the echoed request; uncapped ones carry it whole.
+    const origLen = buf.readUInt32LE(orig);
+    let tlv = flags & NLM_F_CAPPED ? orig + NLMSG_HDRLEN : orig + nlmsgAlign(origLen);
+    while (tlv + 4 <= end) {
+      const alen = buf.readUInt16LE(tlv);
+      if (alen < 4 || tlv + alen > end) break; // a broken ext-ack must not hide the errno
+      const atype = buf.readUInt16LE(tlv + 2) & 0x3fff;
+      if (atype === NLMSGERR_ATTR_MSG) {
+        let e = tlv + alen;
+        while (e > tlv + 4 && buf[e - 1] === 0) e--;
+        info.extack = buf.toString('utf8', tlv + 4, e);
+      } else if (atype === NLMSGERR_ATTR_OFFS && alen >= 8) {
+        info.extackOffset = buf.readUInt32LE(tlv + 4);
+      }
+      tlv += nlmsgAlign(alen);
+    }
+  }
+  return info;
+}

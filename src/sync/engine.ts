@@ -1,0 +1,351 @@
+// Plumbing shared by the FTFW and NOTRACK engines: the tx queue, transmit
+// rounds batched into datagrams, the alive timer, object pinning and the
+// receive loop that frames, counts and delivers data. Each mode supplies the
+// per-message receive logic and what happens to an item once sent.
+//
+// Pin protocol: an object holds one pin (obj.pins++) from its first enqueue
+// until the sync layer is done with it (acknowledged, sent for NOTRACK,
+// dropped by rs-queue overflow, a peer HELLO, or stop()). Then the pin is
+// removed first, and host.release(obj) is called only if the object is DEAD,
+// so a host may free a DEAD object whose pins reached 0 (the internal cache
+// takes and drops its own pin for DEAD objects the same way).
+import type { CacheObject } from '../cache/types.js';
+import { OBJ_STATE } from '../cache/types.js';
+import { WireError } from '../errors.js';
+import { silentLogger, RateLimitedLog, type Logger } from '../log/logger.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import { newRecvCounters, walkDatagram, type RecvCounters } from '../wire/datagram.js';
+import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeader, type NetHdr } from '../wire/header.js';
+import { msgTypeOf, type ObjectCodec } from './codec.js';
+import { CtlItem, ObjItem, SyncQueue, type SyncItem } from './queue.js';
+import { RecvSeq } from './recv-seq.js';
+import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
+import type { SyncHost, SyncStats } from './types.js';
+
+/** conntrackd's ALIVE_INT (hard-coded 1 s). */
+export const ALIVE_INTERVAL_MS = 1000;
+
+export interface EngineOptions {
+  host: SyncHost;
+  clock: Clock;
+  codec: ObjectCodec;
+  /**
+   * Runs a transmit round "soon": every enqueue in the same tick lands in one
+   * round. Default setImmediate (one round per event-loop turn, like
+   * conntrackd's select loop). Tests pass a FakeClock-driven one.
+   */
+  schedule?: (fn: () => void) => void;
+  /** Alive/ACK timer period. Default 1000 ms (not configurable in conntrackd). */
+  aliveIntervalMs?: number;
+  /** Queue one RESYNC at start() (StartupResync on). */
+  startupResync?: boolean;
+  log?: Logger;
+}
+
+/** What the per-mode receive logic made of one message. */
+export const RECV = { DATA: 0, CTL: 1, BAD: 2, DROP: 3 } as const;
+export type RecvResult = (typeof RECV)[keyof typeof RECV];
+
+/** SyncStats plus ctsync's extra counters (additive; see types.ts). */
+export interface EngineStats extends SyncStats {
+  /** Messages really missing (seq − expected per gap), unlike seqLost's conntrackd arithmetic. */
+  seqLostActual: number;
+  /** Times the receive baseline was re-adopted after a stall (FTFW guard). */
+  seqResets: number;
+  /** -s network "send: Malformed messages": objects that could not be encoded (dropped). */
+  sendMalformed: number;
+  /** Exceptions thrown by host callbacks (or any receive-path bug), caught and counted. */
+  hostErrors: number;
+  datagramsSent: number;
+  /** Datagrams received while not started. */
+  ignoredStopped: number;
+  /** Receive-side framing counters (-s network "recv:"). */
+  recv: RecvCounters;
+}
+
+const EMPTY = Buffer.alloc(0);
+const defaultSchedule = (fn: () => void): void => {
+  setImmediate(fn);
+};
+
+export abstract class SyncEngine implements MessageSource<SyncItem> {
+  protected readonly host: SyncHost;
+  protected readonly clock: Clock;
+  protected readonly codec: ObjectCodec;
+  protected readonly tx = new SyncQueue('txqueue');
+  protected readonly seq: SeqCounter;
+  protected readonly writer: DatagramWriter;
+  protected readonly recvSeq = new RecvSeq();
+  protected readonly recvCounters: RecvCounters = newRecvCounters();
+  protected readonly rlog: RateLimitedLog;
+  protected readonly log: Logger;
+  private readonly scheduleFn: (fn: () => void) => void;
+  private readonly aliveMs: number;
+  private readonly startupResync: boolean;
+  private readonly hdr: NetHdr = { version: 0, type: 0, flags: 0, len: 0, seq: 0 };
+  private cur: Buffer = EMPTY;
+  private curFlags = 0;
+  private aliveTimer: TimerHandle | null = null;
+  private scheduled = false;
+  protected running = false;
+
+  protected msgsSent = 0;
+  protected msgsRecv = 0;
+  protected acksSent = 0;
+  protected nacksSent = 0;
+  protected acksRecv = 0;
+  protected nacksRecv = 0;
+  protected resends = 0;
+  protected sendMalformed = 0;
+  protected hostErrors = 0;
+  protected lastRecvAt = -1;
+  protected ignoredStopped = 0;
+
+  constructor(opts: EngineOptions) {
+    this.host = opts.host;
+    this.clock = opts.clock;
+    this.codec = opts.codec;
+    this.scheduleFn = opts.schedule ?? defaultSchedule;
+    this.aliveMs = opts.aliveIntervalMs ?? ALIVE_INTERVAL_MS;
+    this.startupResync = opts.startupResync ?? false;
+    this.log = opts.log ?? silentLogger;
+    this.rlog = new RateLimitedLog(this.log, 5000, () => this.clock.now());
+    this.seq = new SeqCounter(this.clock);
+    this.writer = new DatagramWriter(this.host.maxDatagram, (d) => this.host.send(d));
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.armAlive();
+    if (this.startupResync) this.requestResync();
+    if (this.tx.len > 0) this.kick();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.aliveTimer?.cancel();
+    this.aliveTimer = null;
+    this.writer.flush();
+    this.dropAll();
+  }
+
+  requestResync(): void {
+    this.queueCtl(FLAG.RESYNC, 0, 0);
+  }
+
+  /** Takes `obj` out of the sync layer without sending it (the cache dropped it). Additive API. */
+  forget(obj: CacheObject): void {
+    const it = obj.sync;
+    if (!(it instanceof ObjItem) || it.obj !== obj) return;
+    it.owner?.remove(it);
+    this.unpin(it, false);
+  }
+
+  /** Datagrams before start() or after stop() are ignored (counted): nothing could answer them. */
+  receive(datagram: Buffer): void {
+    if (!this.running) {
+      this.ignoredStopped++;
+      return;
+    }
+    this.cur = datagram;
+    try {
+      walkDatagram(datagram, this.recvCounters, this.hdr, this.visit);
+    } catch (err) {
+      // A bug, not input: never let it escape the channel callback (counted with host errors).
+      this.hostErrors++;
+      this.rlog.error('sync-recv', { err }, 'sync receive failed');
+    } finally {
+      this.cur = EMPTY;
+    }
+  }
+
+  // ---- per-mode hooks ----
+
+  /** Sequence/hello/ack logic for one framed message; the engine delivers DATA afterwards. */
+  protected abstract recvMessage(hdr: NetHdr, buf: Buffer, off: number): RecvResult;
+  /** Flags to add to the next outgoing message (FTFW: HELLO/HELLO_BACK). */
+  protected abstract extraFlags(): number;
+  /** `it` went out with `seq` and `flags`. */
+  protected abstract afterSend(it: SyncItem, flags: number): void;
+  /** The alive timer fired. */
+  protected abstract onAlive(): void;
+  /** Drops everything queued (stop). */
+  protected abstract dropAll(): void;
+
+  // ---- queueing ----
+
+  protected queueCtl(flags: number, from: number, to: number): void {
+    const it = new CtlItem(flags, from >>> 0, to >>> 0);
+    it.at = this.clock.now();
+    this.tx.push(it);
+    this.kick();
+  }
+
+  protected pin(it: ObjItem): void {
+    if (it.pinned) return;
+    it.pinned = true;
+    it.obj.pins++;
+  }
+
+  /** Ends the sync layer's hold on an object; a DEAD one goes back to the host. */
+  protected unpin(it: ObjItem, notify: boolean): void {
+    if (!it.pinned) return;
+    it.pinned = false;
+    if (it.obj.pins > 0) it.obj.pins--;
+    if (notify && it.obj.state === OBJ_STATE.DEAD) {
+      try {
+        this.host.release(it.obj);
+      } catch (err) {
+        this.hostErrors++;
+        this.rlog.error('sync-release', { err }, 'host.release failed');
+      }
+    }
+  }
+
+  protected kick(): void {
+    if (this.scheduled || !this.running) return;
+    this.scheduled = true;
+    this.scheduleFn(this.round);
+  }
+
+  private readonly round = (): void => {
+    this.scheduled = false;
+    if (!this.running) return;
+    this.transmit();
+  };
+
+  /** One transmit round: everything queued, in order, then flush and re-arm the alive timer. */
+  protected transmit(): void {
+    for (let it = this.tx.shift(); it !== null; it = this.tx.shift()) this.sendItem(it);
+    this.writer.flush();
+    this.armAlive();
+  }
+
+  private sendItem(it: SyncItem): void {
+    const flags = (it.kind === 'ctl' ? it.flags : 0) | this.extraFlags();
+    this.curFlags = flags;
+    try {
+      this.writer.put(this, it);
+    } catch (err) {
+      // Only objects can fail to encode; conntrackd would loop for ever on an oversized one.
+      this.sendMalformed++;
+      this.rlog.warn('sync-encode', { err: err instanceof WireError ? err.reason : String(err) },
+        'cannot encode sync message, dropped');
+      if (it.kind === 'obj') this.unpin(it, true);
+      return;
+    }
+    it.seq = this.seq.peek();
+    this.seq.advance();
+    this.msgsSent++;
+    if (it.kind === 'ctl') {
+      if (it.flags & FLAG.ACK) this.acksSent++;
+      if (it.flags & FLAG.NACK) this.nacksSent++;
+    }
+    this.afterSend(it, flags);
+  }
+
+  /** MessageSource: writes `it` stamped with the pending seq and flags. */
+  writeMessage(buf: Buffer, off: number, limit: number, it: SyncItem): number {
+    const seq = this.seq.peek();
+    if (it.kind === 'obj') return this.codec.encode(buf, off, limit, msgTypeOf(it.obj), this.curFlags, seq, it.obj);
+    const len = hasAckExtension(MSG.CTL, this.curFlags) ? ACK_SIZE : HEADER_SIZE;
+    if (off + len > limit) throw new WireError('CTSYNC_ERR_WIRE_ENCODE', 'no space for control message', 'no-space');
+    if (len === ACK_SIZE) return writeAck(buf, off, this.curFlags, seq, it.from, it.to);
+    writeHeader(buf, off, MSG.CTL, this.curFlags, HEADER_SIZE, seq);
+    return HEADER_SIZE;
+  }
+
+  private armAlive(): void {
+    if (!this.running) return;
+    this.aliveTimer?.cancel();
+    this.aliveTimer = this.clock.setTimeout(this.aliveFired, this.aliveMs);
+  }
+
+  private readonly aliveFired = (): void => {
+    this.aliveTimer = null;
+    if (!this.running) return;
+    this.onAlive();
+    // Re-armed here as well as after the round, so a lost round cannot stop it.
+    this.armAlive();
+  };
+
+  // ---- receive ----
+
+  private readonly visit = (hdr: NetHdr, off: number): void => {
+    this.msgsRecv++;
+    this.lastRecvAt = this.clock.now();
+    const r = this.recvMessage(hdr, this.cur, off);
+    if (r === RECV.BAD) {
+      this.recvCounters.malformed++;
+      this.recvCounters.malformedHeader++;
+      return;
+    }
+    if (r === RECV.DATA) this.deliver(hdr, off);
+  };
+
+  /** Decodes and hands a data message to the host; its seq has already been accepted. */
+  private deliver(hdr: NetHdr, off: number): void {
+    let value;
+    try {
+      value = this.codec.decode(this.cur, off, hdr);
+    } catch (err) {
+      this.recvCounters.malformed++;
+      this.recvCounters.malformedPayload++;
+      this.rlog.warn('sync-decode', { err: err instanceof WireError ? err.reason : String(err), seq: hdr.seq },
+        'malformed sync payload');
+      return;
+    }
+    try {
+      this.host.onPeerData(hdr.type, value);
+    } catch (err) {
+      this.hostErrors++;
+      this.rlog.error('sync-peer-data', { err }, 'host.onPeerData failed');
+    }
+  }
+
+  /** Calls the host's resync hook, counting (never propagating) its failures. */
+  protected resyncRequested(): void {
+    this.rlog.info('sync-resync', {}, 'resync requested by other node');
+    try {
+      this.host.onResyncRequest();
+    } catch (err) {
+      this.hostErrors++;
+      this.rlog.error('sync-resync-err', { err }, 'host.onResyncRequest failed');
+    }
+  }
+
+  // ---- stats ----
+
+  protected baseStats(rsQueueLen: number, rsQueueOverflow: number, peerRestarts: number, seqResets: number,
+    rsQueue: SyncQueue | null): EngineStats {
+    const now = this.clock.now();
+    let oldest = Infinity;
+    for (const it of this.tx) if (it.at < oldest) oldest = it.at;
+    if (rsQueue) for (const it of rsQueue) if (it.at < oldest) oldest = it.at;
+    return {
+      seqLost: this.recvSeq.lostQuirk,
+      seqBefore: this.recvSeq.before,
+      msgsSent: this.msgsSent,
+      msgsRecv: this.msgsRecv,
+      resends: this.resends,
+      nacksSent: this.nacksSent,
+      nacksRecv: this.nacksRecv,
+      acksSent: this.acksSent,
+      acksRecv: this.acksRecv,
+      rsQueueLen,
+      rsQueueOverflow,
+      txQueueLen: this.tx.len,
+      peerRestarts,
+      lastRecvAt: this.lastRecvAt,
+      oldestUnackedAgeMs: oldest === Infinity ? 0 : Math.max(0, now - oldest),
+      seqLostActual: this.recvSeq.lostActual,
+      seqResets,
+      sendMalformed: this.sendMalformed,
+      hostErrors: this.hostErrors + this.writer.sendErrors,
+      datagramsSent: this.writer.datagramsSent,
+      ignoredStopped: this.ignoredStopped,
+      recv: { ...this.recvCounters },
+    };
+  }
+}

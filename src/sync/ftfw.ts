@@ -1,0 +1,275 @@
+// FTFW ("fault-tolerant firewall") reliable sync, wire-compatible with
+// conntrackd 1.4.7 (spec ftfw.md §3). Sent data objects and ACK/NACK/RESYNC
+// wait in the resend queue until the peer acknowledges them; gaps in the
+// peer's sequence numbers are NACKed and resent with new numbers.
+import type { CacheObject } from '../cache/types.js';
+import { FLAG, MSG, isDataType, seqAfter, seqBefore, type NetHdr } from '../wire/header.js';
+import { RECV, SyncEngine, type EngineOptions, type EngineStats, type RecvResult } from './engine.js';
+import { ObjItem, SyncQueue, type SyncItem } from './queue.js';
+import { SEQ, SeqStallGuard, type StallGuardOptions } from './recv-seq.js';
+import type { SyncMode } from './types.js';
+
+export const DEFAULT_RESEND_QUEUE_SIZE = 131072;
+export const DEFAULT_ACK_WINDOW_SIZE = 300;
+
+export interface FtfwOptions extends EngineOptions {
+  /** ResendQueueSize: the oldest entry is dropped (and counted) beyond it. Default 131072. */
+  resendQueueSize?: number;
+  /** ACKWindowSize: force an ACK after this many in-sync messages. Default 300. */
+  ackWindowSize?: number;
+  /**
+   * ctsync improvement: re-adopt the peer's sequence after a stall (a forged
+   * far-ahead seq would otherwise make us drop the real peer for ever), count
+   * it in seqResets and request a resync. `false` = conntrackd behaviour.
+   */
+  seqRecovery?: false | StallGuardOptions;
+}
+
+const HELLO_INIT = 0;
+const HELLO_SAY = 1;
+const HELLO_DONE = 2;
+
+const DATA_ONLY_FLAGS = FLAG.HELLO | FLAG.HELLO_BACK;
+
+export class Ftfw extends SyncEngine implements SyncMode {
+  readonly name = 'ftfw' as const;
+  private readonly rs = new SyncQueue('rsqueue');
+  private readonly rsMax: number;
+  private readonly windowSize: number;
+  private readonly guard: SeqStallGuard | null;
+  private window: number;
+  private ackFrom = 0;
+  private ackFromSet = false;
+  private helloState = HELLO_INIT;
+  private sayHelloBack = false;
+  /** The peer's messages currently carry HELLO (one restart = one such episode). */
+  private peerSaysHello = false;
+  private peerRestarts = 0;
+  private rsOverflow = 0;
+  private seqResets = 0;
+
+  constructor(opts: FtfwOptions) {
+    super(opts);
+    this.rsMax = Math.max(1, opts.resendQueueSize ?? DEFAULT_RESEND_QUEUE_SIZE);
+    this.windowSize = Math.max(1, opts.ackWindowSize ?? DEFAULT_ACK_WINDOW_SIZE);
+    this.window = this.windowSize;
+    this.guard = opts.seqRecovery === false ? null : new SeqStallGuard(opts.seqRecovery ?? {});
+  }
+
+  enqueue(obj: CacheObject): void {
+    const it = ObjItem.of(obj);
+    if (it.owner === this.tx) return; // keeps its place; sent with its newest state
+    if (it.owner === null) it.at = this.clock.now();
+    this.pin(it);
+    this.tx.push(it); // from the rs queue too: only the newest state is (re)sent
+    this.kick();
+  }
+
+  stats(): EngineStats {
+    return this.baseStats(this.rs.len, this.rsOverflow, this.peerRestarts, this.seqResets, this.rs);
+  }
+
+  rsQueueLines(): string[] {
+    const out: string[] = [];
+    for (const it of this.rs) {
+      out.push(it.kind === 'ctl' ? `control -> seq:${it.seq} flags:${it.flags}` : `object -> seq:${it.seq}`);
+    }
+    return out;
+  }
+
+  // ---- transmit hooks ----
+
+  protected extraFlags(): number {
+    let f = 0;
+    if (this.helloState !== HELLO_DONE) f |= FLAG.HELLO;
+    if (this.sayHelloBack) f |= FLAG.HELLO_BACK;
+    return f;
+  }
+
+  protected afterSend(it: SyncItem, flags: number): void {
+    if (this.helloState === HELLO_INIT) this.helloState = HELLO_SAY;
+    if (flags & FLAG.HELLO_BACK) this.sayHelloBack = false;
+    if (it.kind === 'ctl') {
+      // conntrackd sets the hello bits in the queued message itself, so a resent ACK keeps them.
+      it.flags = flags;
+      if (!(flags & (FLAG.ACK | FLAG.NACK | FLAG.RESYNC))) return; // ALIVE is never kept
+    }
+    this.rsAdd(it);
+  }
+
+  protected onAlive(): void {
+    if (this.ackFromSet && this.recvSeq.isSet) {
+      this.queueCtl(FLAG.ACK, this.ackFrom, this.recvSeq.last);
+      this.ackFromSet = false;
+    } else {
+      this.queueCtl(FLAG.ALIVE, 0, 0);
+    }
+  }
+
+  protected dropAll(): void {
+    for (const q of [this.tx, this.rs]) {
+      for (let it = q.shift(); it !== null; it = q.shift()) if (it.kind === 'obj') this.unpin(it, true);
+    }
+  }
+
+  private rsAdd(it: SyncItem): void {
+    if (this.rs.len >= this.rsMax) {
+      const victim = this.rs.shift();
+      this.rsOverflow++;
+      if (victim?.kind === 'obj') this.unpin(victim, true);
+      this.rlog.warn('rs-overflow', { max: this.rsMax }, 'resend queue full, oldest entry dropped');
+    }
+    this.rs.push(it);
+  }
+
+  // ---- receive ----
+
+  protected recvMessage(hdr: NetHdr, buf: Buffer, off: number): RecvResult {
+    const seq = hdr.seq;
+    let ret: RecvResult;
+
+    if (hdr.flags & FLAG.HELLO) {
+      this.sayHelloBack = true;
+      if (!this.peerSaysHello) {
+        this.peerSaysHello = true;
+        this.peerRestarts++;
+      }
+      if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+      // The peer knows nothing of what we sent before: restart our window and forget the rs queue.
+      if (this.ackFromSet && seqBefore(seq, this.ackFrom)) {
+        this.window = this.windowSize - 1;
+        this.ackFrom = seq;
+      }
+      this.emptyRs();
+      ret = this.inSync(hdr, buf, off);
+    } else {
+      this.peerSaysHello = false;
+      if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+      switch (this.recvSeq.track(seq)) {
+        case SEQ.AFTER: {
+          const expected = this.recvSeq.expected;
+          ret = this.digest(hdr, buf, off);
+          if (ret === RECV.BAD) return ret;
+          if (this.ackFromSet) {
+            this.queueCtl(FLAG.ACK, this.ackFrom, expected - 1);
+            this.ackFromSet = false;
+          }
+          this.queueCtl(FLAG.NACK, expected, seq - 1);
+          this.window = this.windowSize - 1; // this message starts the new window
+          this.ackFrom = seq;
+          this.ackFromSet = true;
+          break;
+        }
+        case SEQ.BEFORE:
+          if (this.guard === null || !this.guard.dropped(seq, this.clock.now())) return RECV.DROP;
+          ret = this.adoptBaseline(hdr, buf, off);
+          break;
+        default:
+          ret = this.inSync(hdr, buf, off);
+      }
+    }
+    if (ret === RECV.DATA || ret === RECV.CTL) {
+      this.recvSeq.update(seq);
+      this.guard?.accepted(seq);
+    }
+    return ret;
+  }
+
+  /** Step C of §3.4: digest, then account the message in the ack window. */
+  private inSync(hdr: NetHdr, buf: Buffer, off: number): RecvResult {
+    const ret = this.digest(hdr, buf, off);
+    if (ret === RECV.BAD) return ret;
+    if (!this.ackFromSet) {
+      this.ackFromSet = true;
+      this.ackFrom = hdr.seq;
+    }
+    this.window = (this.window - 1) >>> 0; // unsigned, as in conntrackd
+    if (this.window === 0) {
+      this.queueCtl(FLAG.ACK, this.ackFrom, hdr.seq);
+      this.window = this.windowSize;
+      this.ackFromSet = false;
+    }
+    return ret;
+  }
+
+  /** The stall guard fired: take the peer's current seq as the new baseline, then ask for everything. */
+  private adoptBaseline(hdr: NetHdr, buf: Buffer, off: number): RecvResult {
+    this.seqResets++;
+    this.rlog.warn('seq-reset', { last: this.recvSeq.last, seq: hdr.seq },
+      'peer sequence stalled behind our baseline; adopting it and requesting resync');
+    this.ackFromSet = false;
+    this.window = this.windowSize;
+    const ret = this.inSync(hdr, buf, off);
+    this.requestResync();
+    return ret;
+  }
+
+  /** Step D of §3.4. */
+  private digest(hdr: NetHdr, buf: Buffer, off: number): RecvResult {
+    if (isDataType(hdr.type) && (hdr.flags & ~DATA_ONLY_FLAGS) === 0) return RECV.DATA;
+    if (hdr.type !== MSG.CTL) return RECV.BAD;
+    if (hdr.flags & FLAG.ACK) {
+      const { from, to } = this.range(buf, off);
+      if (seqBefore(to, from)) return RECV.BAD;
+      this.acksRecv++;
+      this.rsRelease(from, to);
+      return RECV.CTL;
+    }
+    if (hdr.flags & FLAG.NACK) {
+      const { from, to } = this.range(buf, off);
+      if (seqBefore(to, from)) return RECV.BAD;
+      this.nacksRecv++;
+      this.rsToTx(from, to);
+      return RECV.CTL;
+    }
+    if (hdr.flags & FLAG.RESYNC) {
+      this.resyncRequested();
+      return RECV.CTL;
+    }
+    if (hdr.flags & FLAG.ALIVE) return RECV.CTL;
+    return RECV.BAD;
+  }
+
+  private readonly rangeOut = { from: 0, to: 0 };
+
+  private range(buf: Buffer, off: number): { from: number; to: number } {
+    this.rangeOut.from = buf.readUInt32BE(off + 8);
+    this.rangeOut.to = buf.readUInt32BE(off + 12);
+    return this.rangeOut;
+  }
+
+  /** ACK: the rs queue is in send order, so stop at the first entry after `to`. */
+  private rsRelease(from: number, to: number): void {
+    for (let it = this.rs.head; it !== null;) {
+      const next = it.next as SyncItem | null;
+      if (seqAfter(it.seq, to)) break;
+      if (!seqBefore(it.seq, from)) {
+        this.rs.remove(it);
+        if (it.kind === 'obj') this.unpin(it, true);
+      }
+      it = next;
+    }
+  }
+
+  /** NACK: move the range back to tx; it goes out again with new seqs. */
+  private rsToTx(from: number, to: number): void {
+    let moved = 0;
+    for (let it = this.rs.head; it !== null;) {
+      const next = it.next as SyncItem | null;
+      if (seqAfter(it.seq, to)) break;
+      if (!seqBefore(it.seq, from)) {
+        this.tx.push(it);
+        moved++;
+      }
+      it = next;
+    }
+    if (moved > 0) {
+      this.resends += moved;
+      this.kick();
+    }
+  }
+
+  private emptyRs(): void {
+    for (let it = this.rs.shift(); it !== null; it = this.rs.shift()) if (it.kind === 'obj') this.unpin(it, true);
+  }
+}

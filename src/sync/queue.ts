@@ -1,0 +1,99 @@
+// Intrusive FIFO queues for the sync layer (conntrackd's queue.c). A queued
+// item carries its own links, so moving an object between the tx and the
+// resend queue allocates nothing, and "is it queued, and where" is one field
+// read. An item is in at most one queue at a time.
+import type { CacheObject } from '../cache/types.js';
+
+/** Links every queue item carries. */
+export abstract class QItem {
+  prev: QItem | null = null;
+  next: QItem | null = null;
+  /** The queue holding this item, or null. */
+  owner: SyncQueue | null = null;
+  /** Sequence number of the last transmission (valid once sent). */
+  seq = 0;
+  /** clock.now() when it was queued for sending, or last sent (for lag). */
+  at = 0;
+}
+
+/**
+ * The sync layer's bookkeeping for one cache object, kept in `obj.sync` for
+ * the object's lifetime so requeueing never allocates.
+ */
+export class ObjItem extends QItem {
+  readonly kind = 'obj' as const;
+  /** True while the sync layer holds a pin (obj.pins) on the object. */
+  pinned = false;
+  constructor(readonly obj: CacheObject) {
+    super();
+  }
+
+  /** The item of `obj`, created on first use. */
+  static of(obj: CacheObject): ObjItem {
+    const s = obj.sync;
+    if (s instanceof ObjItem && s.obj === obj) return s;
+    const it = new ObjItem(obj);
+    obj.sync = it;
+    return it;
+  }
+}
+
+/** A control message waiting to be sent or acknowledged (ACK, NACK, RESYNC, ALIVE). */
+export class CtlItem extends QItem {
+  readonly kind = 'ctl' as const;
+  constructor(public flags: number, readonly from: number, readonly to: number) {
+    super();
+  }
+}
+
+export type SyncItem = ObjItem | CtlItem;
+
+export class SyncQueue {
+  head: SyncItem | null = null;
+  tail: SyncItem | null = null;
+  len = 0;
+
+  constructor(readonly name: string) {}
+
+  has(it: QItem): boolean {
+    return it.owner === this;
+  }
+
+  push(it: SyncItem): void {
+    if (it.owner !== null) it.owner.remove(it);
+    it.owner = this;
+    it.prev = this.tail;
+    it.next = null;
+    if (this.tail) this.tail.next = it;
+    else this.head = it;
+    this.tail = it;
+    this.len++;
+  }
+
+  remove(it: SyncItem): void {
+    if (it.owner !== this) return;
+    if (it.prev) it.prev.next = it.next;
+    else this.head = it.next as SyncItem | null;
+    if (it.next) it.next.prev = it.prev;
+    else this.tail = it.prev as SyncItem | null;
+    it.prev = it.next = null;
+    it.owner = null;
+    this.len--;
+  }
+
+  shift(): SyncItem | null {
+    const it = this.head;
+    if (it) this.remove(it);
+    return it;
+  }
+
+  /** Iterates in order; the callback may remove the current item. */
+  *[Symbol.iterator](): IterableIterator<SyncItem> {
+    let it = this.head;
+    while (it) {
+      const next = it.next as SyncItem | null;
+      yield it;
+      it = next;
+    }
+  }
+}

@@ -1,0 +1,112 @@
+// Receive-side sequence tracking (conntrackd network.c nethdr_track_seq),
+// plus a guard against a stalled baseline (ctsync's improvement).
+import { seqAfter } from '../wire/header.js';
+
+export const SEQ = {
+  UNSET: 0,
+  IN_SYNC: 1,
+  AFTER: 2,
+  BEFORE: 3,
+} as const;
+export type SeqResult = (typeof SEQ)[keyof typeof SEQ];
+
+export class RecvSeq {
+  isSet = false;
+  /** Last accepted sequence number from the peer. */
+  last = 0;
+  /** "Packets lost" with conntrackd's arithmetic (seq − last + 1: over-counts by 2 per gap). */
+  lostQuirk = 0;
+  /** Messages really missing: seq − expected per gap. */
+  lostActual = 0;
+  /** "Packets before": delayed, duplicated or replayed messages dropped. */
+  before = 0;
+
+  get expected(): number {
+    return (this.last + 1) >>> 0;
+  }
+
+  /** Classifies `seq` and counts lost/before; does not move `last` (see update). */
+  track(seq: number): SeqResult {
+    if (!this.isSet) return SEQ.UNSET;
+    const exp = this.expected;
+    if (seq === exp) return SEQ.IN_SYNC;
+    if (seqAfter(seq, exp)) {
+      this.lostQuirk += (seq - this.last + 1) >>> 0;
+      this.lostActual += (seq - exp) >>> 0;
+      return SEQ.AFTER;
+    }
+    this.before++;
+    return SEQ.BEFORE;
+  }
+
+  update(seq: number): void {
+    this.isSet = true;
+    this.last = seq >>> 0;
+  }
+}
+
+export interface StallGuardOptions {
+  /** Reset after this many progressing "before" messages in a row. Default 50. */
+  maxMessages?: number;
+  /** ... or once this long has passed since the first of them (and at least 2 progressed). Default 3000 ms. */
+  maxMs?: number;
+}
+
+/**
+ * conntrackd drops every message whose seq is before the last accepted one.
+ * One forged (or corrupted) far-ahead seq therefore makes it ignore the real
+ * peer until the peer's counter catches up, possibly for ever. The guard
+ * notices the peer's real stream: consecutive dropped messages, with no
+ * accepted message in between, whose seqs keep increasing among themselves
+ * and were never accepted before. Duplicates and replays of recent traffic
+ * (found in a small ring of recently accepted seqs) do not count, so a link
+ * that duplicates a bulk datagram cannot trip it. After enough of them the
+ * caller adopts the peer's current seq.
+ */
+export class SeqStallGuard {
+  private static readonly RING = 256;
+  private readonly maxMessages: number;
+  private readonly maxMs: number;
+  private readonly recent = new Uint32Array(SeqStallGuard.RING);
+  private recentN = 0;
+  private run = 0;
+  private since = 0;
+  private shadow = 0;
+
+  constructor(opts: StallGuardOptions = {}) {
+    this.maxMessages = Math.max(1, opts.maxMessages ?? 50);
+    this.maxMs = opts.maxMs ?? 3000;
+  }
+
+  /** A message was accepted: the stream is healthy. */
+  accepted(seq: number): void {
+    this.run = 0;
+    this.recent[this.recentN++ & (SeqStallGuard.RING - 1)] = seq;
+  }
+
+  /** A message was dropped as "before"; true means: adopt `seq` as the new baseline. */
+  dropped(seq: number, now: number): boolean {
+    if (this.wasAccepted(seq)) return false;
+    if (this.run === 0) {
+      this.run = 1;
+      this.since = now;
+      this.shadow = seq;
+    } else {
+      // Only progress counts (a gap is fine: loss); replays don't.
+      if (!seqAfter(seq, this.shadow)) return false;
+      this.shadow = seq;
+      this.run++;
+    }
+    if (this.run >= this.maxMessages || (this.run >= 2 && now - this.since >= this.maxMs)) {
+      this.run = 0;
+      return true;
+    }
+    return false;
+  }
+
+  private wasAccepted(seq: number): boolean {
+    const n = Math.min(this.recentN, SeqStallGuard.RING);
+    for (let i = 0; i < n; i++) if (this.recent[i] === seq) return true;
+    return false;
+  }
+}

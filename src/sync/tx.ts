@@ -1,0 +1,103 @@
+// Transmit plumbing shared by FTFW and NOTRACK: the sender's sequence counter
+// and the datagram batcher (ftfw.md §1.6, §3.1).
+import type { Clock } from '../util/clock.js';
+import { CtsyncError, WireError } from '../errors.js';
+
+/**
+ * One 32-bit counter for every outgoing message, seeded lazily with the Unix
+ * time of the first stamp (as conntrackd does), wrapping mod 2^32.
+ */
+export class SeqCounter {
+  private cur = 0;
+  private seeded = false;
+
+  constructor(private readonly clock: Clock) {}
+
+  /** The number the next message will carry (seeds the counter on first use). */
+  peek(): number {
+    if (!this.seeded) {
+      this.seeded = true;
+      this.cur = this.clock.unixSeconds() >>> 0;
+    }
+    return this.cur;
+  }
+
+  /** Consumes the number returned by peek(): call once the message is really written. */
+  advance(): void {
+    this.cur = (this.cur + 1) >>> 0;
+  }
+}
+
+/** Writes one message at buf[off], not past `limit`; returns its length or throws. */
+export interface MessageSource<T> {
+  writeMessage(buf: Buffer, off: number, limit: number, item: T): number;
+}
+
+/**
+ * Packs messages back to back into one reusable buffer of `max` bytes. A
+ * message is kept only while `buffered + len < max` (strictly, as conntrackd);
+ * otherwise what was buffered goes out first. flush() ends a transmit round.
+ */
+export class DatagramWriter {
+  private readonly buf: Buffer;
+  private used = 0;
+  datagramsSent = 0;
+  sendErrors = 0;
+
+  constructor(readonly max: number, private readonly sink: (datagram: Buffer) => void) {
+    // Must hold at least one 16-byte control message under the strict rule.
+    if (!Number.isInteger(max) || max <= 16) throw new CtsyncError('CTSYNC_ERR', `maxDatagram too small: ${max}`, { max });
+    this.buf = Buffer.alloc(max);
+  }
+
+  get buffered(): number {
+    return this.used;
+  }
+
+  /**
+   * Appends the message `src` writes for `item`. Returns its length. Throws
+   * (WireError) if the message cannot be encoded even into an empty buffer;
+   * the buffered messages are untouched then.
+   */
+  put<T>(src: MessageSource<T>, item: T): number {
+    let off = this.used;
+    let len: number;
+    try {
+      len = src.writeMessage(this.buf, off, this.max, item);
+    } catch (err) {
+      // No space left behind earlier messages: retry alone in a fresh datagram.
+      if (off === 0 || !(err instanceof WireError) || err.reason !== 'no-space') throw err;
+      this.flush();
+      off = 0;
+      len = src.writeMessage(this.buf, 0, this.max, item);
+    }
+    if (off + len < this.max) {
+      this.used = off + len;
+      return len;
+    }
+    if (off === 0) {
+      throw new WireError('CTSYNC_ERR_WIRE_ENCODE', `message of ${len} bytes does not fit a ${this.max}-byte datagram`,
+        'too-large', { len, max: this.max });
+    }
+    // It fits only alone: send what came before, then move it to the front.
+    this.used = off;
+    this.flush();
+    this.buf.copyWithin(0, off, off + len);
+    this.used = len;
+    return len;
+  }
+
+  /** Sends the buffered messages as one datagram (a copy: the channel may keep it). */
+  flush(): void {
+    if (this.used === 0) return;
+    const d = Buffer.allocUnsafe(this.used);
+    this.buf.copy(d, 0, 0, this.used);
+    this.used = 0;
+    this.datagramsSent++;
+    try {
+      this.sink(d);
+    } catch {
+      this.sendErrors++;
+    }
+  }
+}
