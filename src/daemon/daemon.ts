@@ -120,6 +120,7 @@ export class Daemon extends EventEmitter<{ exit: [code: number] }> implements Sy
     this.internal = InternalCache.forConntracks({
       clock: this.clock,
       onChange: (obj) => this.sync?.enqueue(obj),
+      onDrop: (obj) => this.sync?.forget?.(obj),
       hashSize: config.general.hashSize,
       limit: config.general.hashLimit,
       onNoSpace,
@@ -128,6 +129,7 @@ export class Daemon extends EventEmitter<{ exit: [code: number] }> implements Sy
       ? InternalCache.forExpectations({
         clock: this.clock,
         onChange: (obj) => this.sync?.enqueue(obj),
+        onDrop: (obj) => this.sync?.forget?.(obj),
         hashSize: config.general.hashSize,
         limit: config.general.hashLimit,
         onNoSpace,
@@ -346,14 +348,9 @@ export class Daemon extends EventEmitter<{ exit: [code: number] }> implements Sy
 
   // ---- caches ------------------------------------------------------------
 
+  /** The caches' onDrop hook takes flushed objects out of the sync queues. */
   flushInternal(): number {
-    for (const obj of this.internal.all()) this.sync.forget?.(obj);
-    let n = this.internal.flush();
-    if (this.internalExp) {
-      for (const obj of this.internalExp.all()) this.sync.forget?.(obj);
-      n += this.internalExp.flush();
-    }
-    return n;
+    return this.internal.flush() + (this.internalExp?.flush() ?? 0);
   }
 
   flushExternal(): number {

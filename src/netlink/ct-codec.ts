@@ -723,11 +723,16 @@ export function writeTupleAttrs(w: NlWriter, attrType: number, t: Tuple): void {
   w.endNested();
 }
 
-/** The untranslated reply tuple (orig inverted) without building it as an object. */
-function writeInverseTuple(w: NlWriter, attrType: number, t: Tuple): void {
+/**
+ * The untranslated reply tuple (orig inverted) without building it as an
+ * object. `zone` is the reply direction's own tuple zone, if the entry has one.
+ */
+function writeInverseTuple(w: NlWriter, attrType: number, t: Tuple, zone: number | undefined): void {
   if (t.proto === IPPROTO.ICMP || t.proto === IPPROTO.ICMPV6) {
     // ICMP type inversion has a table; not worth duplicating for a rare case.
-    writeTupleAttrs(w, attrType, invertTuple(t));
+    const r = invertTuple(t);
+    if (zone !== undefined) r.zone = zone;
+    writeTupleAttrs(w, attrType, r);
     return;
   }
   w.beginNested(attrType);
@@ -736,6 +741,7 @@ function writeInverseTuple(w: NlWriter, attrType: number, t: Tuple): void {
   w.u8(CTA_PROTO.NUM, t.proto);
   writeL4(w, t, true);
   w.endNested();
+  if (zone !== undefined) w.u16be(CTA_TUPLE.ZONE, zone);
   w.endNested();
 }
 
@@ -838,7 +844,7 @@ export function writeConntrackAttrs(w: NlWriter, ct: Conntrack, mode: CtWriteMod
   }
   const create = mode === 'create';
   if (create) {
-    writeInverseTuple(w, CTA.TUPLE_REPLY, ct.orig);
+    writeInverseTuple(w, CTA.TUPLE_REPLY, ct.orig, ct.reply?.zone);
     const nat = natOf(ct);
     if (nat.dnatAddr !== undefined || nat.dnatPort !== undefined) {
       writeNat(w, CTA.NAT_DST, ct.orig.l3, nat.dnatAddr, hasPorts(ct.orig.proto) ? nat.dnatPort : undefined);

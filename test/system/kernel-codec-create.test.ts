@@ -113,9 +113,15 @@ describe.skipIf(!isRoot)('ctnetlink codec against the kernel', () => {
 
     const oz = { ...udp4('10.0.0.7', '10.0.0.10', 4444, 55), zone: 3 };
     expect((await client.create([{ orig: oz, timeout: 30 }])).failed).toEqual([]);
+    // A reply-direction zone survives a create from the kernel's own view of the entry.
+    const rz = udp4('10.0.0.7', '10.0.0.11', 4445, 55);
+    expect((await client.create([{ orig: rz, reply: { ...udp4('10.0.0.11', '10.0.0.7', 55, 4445), zone: 4 }, timeout: 30 }])).failed)
+      .toEqual([]);
     const all = await client.dump(AF_INET);
-    const e = all.find((c) => c.orig.sport === 4444);
-    expect(e?.orig.zone).toBe(3);
+    expect(all.find((c) => c.orig.sport === 4444)?.orig.zone).toBe(3);
+    const r = all.find((c) => c.orig.sport === 4445);
+    expect(r?.orig.zone).toBeUndefined();
+    expect(r?.reply?.zone).toBe(4);
   });
 
   it('creates with labels, seqadj, synproxy and a helper', async () => {

@@ -262,10 +262,10 @@ describe.skipIf(!isRoot)('expectations vs the kernel (FTP helper)', () => {
     lab.spawn(ns, process.execPath, ['-e', server]);
     await waitFor(() => ns.run('ss', ['-ltn'], { allowFail: true }).stdout.includes('127.0.0.1:21'), 'ftp listener');
     lab.spawn(ns, 'sh', ['-c', '(sleep 0.3; printf "PASV\\r\\n"; sleep 60) | socat - TCP4:127.0.0.1:21']);
-    const exps = await waitFor(async () => {
+    const exps = (await waitFor(async () => {
       const e = await client.dumpExpectations();
       return e.length > 0 ? e : null;
-    }, 'FTP expectation', 10_000);
+    }, 'FTP expectation', 10_000))!;
     expect(exps.length).toBe(1);
     const exp = exps[0]!;
     const cliText = ns.run('conntrack', ['-L', 'expect']).stdout;

@@ -63,13 +63,14 @@ describe.skipIf(!isRoot)('conntrack events from forwarded flows', () => {
   }
 
   async function lifecycle(l3: number, proto: number, dst: string): Promise<Seen[]> {
-    return waitFor(() => {
+    const found = await waitFor(() => {
       const evs = eventsFor(l3, proto, dst);
       if (evs.some((e) => e.kind === EVENT.DESTROY)) return evs;
       // The GC worker may take up to a minute on a quiet table; a dump evicts expired entries at once.
       rtr.run('conntrack', ['-L'], { allowFail: true });
       return null;
     }, `DESTROY for proto ${proto} to ${dst}`, 20_000, 300);
+    return found!;
   }
 
   it('TCP over IPv4 and IPv6: NEW in SYN_SENT, UPDATE to ESTABLISHED, DESTROY', async () => {

@@ -12,8 +12,11 @@ import type { NativeBinding, NativeHandle, NativeReadCallback, NativeStats } fro
 import {
   CT_DELETE, CT_GET, CT_NEW, ERRNO, EXP_NEW, NETLINK_CAP_ACK, NFGENMSG_LEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
   NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_MULTI,
-  NLM_F_REQUEST, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE,
+  NLM_F_REQUEST, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS, EXP_DELETE,
+  CT_EVENT_GROUPS, EXP_EVENT_GROUPS,
 } from '../../src/netlink/nl-constants.js';
+import { writeExpectationAttrs } from '../../src/netlink/exp-codec.js';
+import type { Expectation } from '../../src/model/conntrack.js';
 import { NlWriter } from '../../src/netlink/nlattr.js';
 
 function tcp(i: number): Conntrack {
@@ -479,5 +482,48 @@ describe('CtEventListener over a fake binding', () => {
     l.start();
     fake.socks[0]!.cb!(null, 9);
     expect(errs[0]).toMatchObject({ code: 'CTSYNC_ERR_NETLINK_NATIVE', errno: 9 });
+  });
+
+  it('reliable mode sets NETLINK_BROADCAST_ERROR; NETLINK_NO_ENOBUFS is never set', () => {
+    const fake = new FakeBinding();
+    new CtEventListener({ binding: fake, reliable: true, expectations: true });
+    new CtEventListener({ binding: fake });
+    const [a, b] = fake.socks;
+    expect(a!.sockopts.get(`${SOL_NETLINK}/${NETLINK_BROADCAST_ERROR}`)).toBe(1);
+    expect(b!.sockopts.has(`${SOL_NETLINK}/${NETLINK_BROADCAST_ERROR}`)).toBe(false);
+    for (const s of fake.socks) expect(s.sockopts.has(`${SOL_NETLINK}/${NETLINK_NO_ENOBUFS}`)).toBe(false);
+    expect(a!.groups).toBe(CT_EVENT_GROUPS | EXP_EVENT_GROUPS);
+  });
+
+  it('delivers to a direct handler, expectations included', () => {
+    const fake = new FakeBinding();
+    const got: string[] = [];
+    const l = new CtEventListener({
+      binding: fake, expectations: true,
+      handler: {
+        onEvent: (kind, ct) => got.push(`ct ${kind} ${ct.mark}`),
+        onExpectation: (kind, exp) => got.push(`exp ${kind} ${exp.tuple.dport}`),
+      },
+    });
+    let emitted = 0;
+    l.on('event', () => emitted++);
+    l.start();
+    const exp: Expectation = {
+      master: tcp(1).orig,
+      tuple: { l3: AF_INET, src: '10.0.0.1', dst: '10.9.0.1', proto: IPPROTO.TCP, sport: 0, dport: 2121 },
+      mask: { l3: AF_INET, src: '255.255.255.255', dst: '255.255.255.255', proto: IPPROTO.TCP, sport: 0, dport: 0xffff },
+      timeout: 30,
+    };
+    const w = new NlWriter(4096);
+    ctMessage(w, CT_NEW, NLM_F_CREATE, 0, 0, tcp(5));
+    for (const [type, flags] of [[EXP_NEW, NLM_F_CREATE], [EXP_DELETE, 0]] as const) {
+      const at = beginMessage(w, type, flags, 0, AF_INET);
+      writeExpectationAttrs(w, exp, 'create');
+      endMessage(w, at);
+    }
+    fake.socks[0]!.cb!(Buffer.from(w.view()), 0);
+    expect(got).toEqual([`ct ${EVENT.NEW} 5`, `exp ${EVENT.NEW} 2121`, `exp ${EVENT.DESTROY} 2121`]);
+    expect(emitted).toBe(0);
+    expect(l.stats).toMatchObject({ events: 1, expEvents: 2, decodeErrors: 0 });
   });
 });
