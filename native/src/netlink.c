@@ -58,13 +58,14 @@ static napi_value throw_errno(napi_env env, const char *op, int err) {
   char msg[256];
   uv_err_name_r(-err, name, sizeof name);
   snprintf(msg, sizeof msg, "%s: %s (%s)", op, strerror(err), name);
-  napi_value jmsg, jcode, jerr, jerrno;
+  napi_value jmsg, jcode, jerr, jerrno, jop;
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+  napi_create_string_utf8(env, op, NAPI_AUTO_LENGTH, &jop);
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode);
   napi_create_error(env, jcode, jmsg, &jerr);
   napi_create_int32(env, err, &jerrno);
   napi_set_named_property(env, jerr, "errno", jerrno);
-  napi_set_named_property(env, jerr, "syscall", jmsg);
+  napi_set_named_property(env, jerr, "syscall", jop);
   napi_throw(env, jerr);
   return NULL;
 }

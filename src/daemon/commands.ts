@@ -19,6 +19,12 @@ export class CommandHandler {
 
   async handle(code: number, reply: ControlReply, ctx: ControlContext): Promise<void> {
     const d = this.d;
+    if (ctx.json && code === CTL.STATS) {
+      // ctsync's JSON adds what conntrackd's -s cannot show: the protocol at work (NACKs, resends, restarts).
+      const base = JSON.parse(renderStatsRequest(code, buildStatsSnapshot(d), true)!) as Record<string, unknown>;
+      reply.write(`${JSON.stringify({ ...base, sync: d.sync.stats(), kernel: d.kernel, events: d.events.stats() })}\n`);
+      return;
+    }
     const stats = renderStatsRequest(code, buildStatsSnapshot(d), ctx.json);
     if (stats !== undefined) {
       reply.write(stats);

@@ -3,7 +3,8 @@
 // read lazily at scrape time. Hot paths (netlink events, datagrams) never
 // touch a metrics object: they bump the plain counters the components keep
 // anyway (SyncStats, CacheStats, ChannelStats) and the snapshot copies them.
-import type { LinkStatus } from '../channel/types.js';
+import type { ChannelStats, LinkStatus } from '../channel/types.js';
+import type { SyncStats } from '../sync/types.js';
 
 /** One cache (internal = local kernel mirror, external = the peer's state). */
 export interface CacheSnapshot {
@@ -122,4 +123,60 @@ export const noopMetrics: Metrics = {
 /** ms since `at` (a clock.now() value), or null for the "never" marker (< 0), as SyncStats.lastRecvAt uses it. */
 export function ageMs(now: number, at: number): number | null {
   return at < 0 ? null : Math.max(0, now - at);
+}
+
+// --- adapters: the daemon's existing stats objects → snapshot parts --------
+
+/** What SyncStats does not know; the daemon fills it. */
+export interface SyncExtras {
+  mode: SyncSnapshot['mode'];
+  /** clock.now() of the snapshot, to turn SyncStats.lastRecvAt into an age. */
+  now: number;
+  /** clock.now() of the last ALIVE from the peer, or -1 / undefined. */
+  lastAliveAt?: number;
+  helloDone?: boolean;
+  resyncPending: boolean;
+  rsQueueMax: number;
+}
+
+export function syncSnapshotFrom(st: SyncStats, x: SyncExtras): SyncSnapshot {
+  const malformed: Record<string, number> = {};
+  if (st.recv) {
+    // `malformed` is the total of the others; exported per reason only.
+    for (const [k, v] of Object.entries(st.recv)) if (k !== 'malformed') malformed[k] = v;
+  }
+  return {
+    mode: x.mode,
+    oldestUnackedAgeMs: st.oldestUnackedAgeMs,
+    lastRecvAgeMs: ageMs(x.now, st.lastRecvAt),
+    lastAliveAgeMs: x.lastAliveAt === undefined ? null : ageMs(x.now, x.lastAliveAt),
+    ...(x.helloDone !== undefined ? { helloDone: x.helloDone } : {}),
+    resyncPending: x.resyncPending,
+    rsQueueLen: st.rsQueueLen,
+    rsQueueMax: x.rsQueueMax,
+    rsQueueOverflow: st.rsQueueOverflow,
+    txQueueLen: st.txQueueLen,
+    msgsSent: st.msgsSent,
+    msgsRecv: st.msgsRecv,
+    nacksSent: st.nacksSent,
+    nacksRecv: st.nacksRecv,
+    acksSent: st.acksSent,
+    acksRecv: st.acksRecv,
+    resends: st.resends,
+    seqLost: st.seqLost,
+    seqLostActual: st.seqLostActual ?? st.seqLost,
+    seqBefore: st.seqBefore,
+    peerRestarts: st.peerRestarts,
+    malformed,
+    sendMalformed: st.sendMalformed ?? 0,
+  };
+}
+
+export function linkSnapshotFrom(l: { kind: LinkSnapshot['kind']; ifname: string; status: LinkStatus; active: boolean; stats: ChannelStats }): LinkSnapshot {
+  return {
+    name: l.ifname, kind: l.kind, active: l.active, status: l.status,
+    datagramsSent: l.stats.packetsSent, datagramsRecv: l.stats.packetsRecv,
+    bytesSent: l.stats.bytesSent, bytesRecv: l.stats.bytesRecv,
+    errorsSent: l.stats.errorsSent, errorsRecv: l.stats.errorsRecv,
+  };
 }

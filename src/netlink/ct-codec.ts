@@ -55,6 +55,8 @@ export const STATUS_KERNEL_OWNED =
   IPS.DST_NAT_DONE | IPS.SEQ_ADJUST | IPS.TEMPLATE | IPS.UNTRACKED | IPS.OFFLOAD | IPS.HW_OFFLOAD;
 
 // ---------------------------------------------------------------- errors
+// The helpers below are exported for exp-codec.ts only (@internal): they are
+// not part of the codec's API.
 
 /** Throws the decode error every ctnetlink reader uses (exported for exp-codec). */
 export function fail(reason: string, offset: number): never {

@@ -128,13 +128,13 @@ export class Ftfw extends SyncEngine implements SyncMode {
     const seq = hdr.seq;
     let ret: RecvResult;
 
-    if (hdr.flags & FLAG.HELLO) {
-      this.sayHelloBack = true;
-      if (!this.peerSaysHello) {
-        this.peerSaysHello = true;
-        this.peerRestarts++;
-      }
-      if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+    const hello = (hdr.flags & FLAG.HELLO) !== 0;
+    if (hello) this.sayHelloBack = true;
+    if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+    if (hello && !this.peerSaysHello) {
+      // The first HELLO of a (re)started peer: its sequence starts afresh, so skip the check.
+      this.peerSaysHello = true;
+      this.peerRestarts++;
       // The peer knows nothing of what we sent before: restart our window and forget the rs queue.
       if (this.ackFromSet && seqBefore(seq, this.ackFrom)) {
         this.window = this.windowSize - 1;
@@ -143,8 +143,11 @@ export class Ftfw extends SyncEngine implements SyncMode {
       this.emptyRs();
       ret = this.inSync(hdr, buf, off);
     } else {
-      this.peerSaysHello = false;
-      if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+      // Improvement over conntrackd, which skips the sequence check on EVERY message carrying
+      // HELLO: a peer repeats HELLO until our HELLO_BACK reaches it, and losses in that window
+      // (a burst right after start, or a lost HELLO_BACK) would never be NACKed. Only the
+      // first HELLO of an episode resets the sequence; the rest are checked like any message.
+      if (!hello) this.peerSaysHello = false;
       switch (this.recvSeq.track(seq)) {
         case SEQ.AFTER: {
           const expected = this.recvSeq.expected;
@@ -238,16 +241,32 @@ export class Ftfw extends SyncEngine implements SyncMode {
     return this.rangeOut;
   }
 
-  /** ACK: the rs queue is in send order, so stop at the first entry after `to`. */
+  /**
+   * ACK: the rs queue is in send order, so stop at the first entry after `to`.
+   * Improvement over conntrackd, which leaves entries before `from` in the
+   * queue for good: the peer acknowledges contiguous ranges, so a data entry
+   * still queued before `from` was never acknowledged (its datagram, the
+   * peer's NACK for it, or the peer's ACK for it was lost, or it was sent
+   * before the peer took its first sequence baseline). It is resent; a
+   * duplicate costs the peer one idempotent update, a loss would cost an entry.
+   */
   private rsRelease(from: number, to: number): void {
+    let resent = 0;
     for (let it = this.rs.head; it !== null;) {
       const next = it.next as SyncItem | null;
       if (seqAfter(it.seq, to)) break;
       if (!seqBefore(it.seq, from)) {
         this.rs.remove(it);
         if (it.kind === 'obj') this.unpin(it, true);
+      } else if (it.kind === 'obj') {
+        this.tx.push(it);
+        resent++;
       }
       it = next;
+    }
+    if (resent > 0) {
+      this.resends += resent;
+      this.kick();
     }
   }
 
@@ -269,7 +288,17 @@ export class Ftfw extends SyncEngine implements SyncMode {
     }
   }
 
+  /**
+   * A (re)started peer will never acknowledge our earlier control messages:
+   * drop them. Unlike conntrackd, which empties the whole queue, data objects
+   * stay: the peer's next ACK starts after them, so rsRelease() resends them
+   * (a peer that started while our burst was in flight still gets all of it).
+   */
   private emptyRs(): void {
-    for (let it = this.rs.shift(); it !== null; it = this.rs.shift()) if (it.kind === 'obj') this.unpin(it, true);
+    for (let it = this.rs.head; it !== null;) {
+      const next = it.next as SyncItem | null;
+      if (it.kind !== 'obj') this.rs.remove(it);
+      it = next;
+    }
   }
 }

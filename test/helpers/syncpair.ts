@@ -165,3 +165,48 @@ export function makePair(kindA: DaemonKind, kindB: DaemonKind, tag = 'p',
     },
   };
 }
+
+export interface RelayedPair extends Pair {
+  mid: Netns;
+  /** Starts the damaging relay in the middle namespace (see udp-relay.mjs). */
+  startRelay(opts: { seed: number; drop: number; dup: number; reorder: number; delayMs?: number }): void;
+}
+
+/**
+ * fw1 (10.0.1.1) — mid — fw2 (10.0.2.2): each daemon's peer address is the
+ * relay in `mid`, which forwards between the two links and damages traffic.
+ */
+export function makeRelayedPair(kindA: DaemonKind, kindB: DaemonKind, tag = 'r',
+  extra: { a?: Partial<NodeConfig>; b?: Partial<NodeConfig> } = {}): RelayedPair {
+  const lab = new Lab(tag);
+  let fw1: Netns;
+  let fw2: Netns;
+  let mid: Netns;
+  try {
+    fw1 = lab.netns('fw1');
+    fw2 = lab.netns('fw2');
+    mid = lab.netns('mid');
+    lab.veth(fw1, 'sync0', mid, 'a0', ['10.0.1.1/24'], ['10.0.1.254/24']);
+    lab.veth(fw2, 'sync0', mid, 'b0', ['10.0.2.2/24'], ['10.0.2.254/24']);
+    lab.enableConntrack(fw1);
+    lab.enableConntrack(fw2);
+  } catch (e) {
+    lab.cleanupSync();
+    throw e;
+  }
+  const a = new SyncNode(lab, fw1, kindA, { local: '10.0.1.1', peer: '10.0.1.254', iface: 'sync0', ignoreCidrs: ['10.0.0.0/16'], ...extra.a });
+  const b = new SyncNode(lab, fw2, kindB, { local: '10.0.2.2', peer: '10.0.2.254', iface: 'sync0', ignoreCidrs: ['10.0.0.0/16'], ...extra.b });
+  return {
+    lab, fw1, fw2, mid, a, b,
+    startRelay(opts) {
+      const cfg = { a: { bind: '10.0.1.254', peer: '10.0.1.1' }, b: { bind: '10.0.2.254', peer: '10.0.2.2' }, port: 3780, ...opts };
+      lab.spawn(mid, process.execPath, [join(REPO_ROOT, 'test', 'helpers', 'udp-relay.mjs'), JSON.stringify(cfg)]);
+    },
+    async cleanup() {
+      await Promise.all([a.stop(), b.stop()]);
+      await lab.cleanup();
+      a.removeDir();
+      b.removeDir();
+    },
+  };
+}

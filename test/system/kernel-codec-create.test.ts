@@ -183,6 +183,14 @@ describe.skipIf(!isRoot)('ctnetlink codec against the kernel', () => {
     expect(await client.dumpExpectations(AF_INET)).toHaveLength(0);
   });
 
+  it('update cannot clear ASSURED (kernel EBUSY), can set it', async () => {
+    const orig = udp4('10.0.0.60', '10.0.0.61', 60, 61);
+    await createOk({ orig, status: 0, timeout: 50 });
+    expect((await client.update([{ orig, status: IPS.SEEN_REPLY | IPS.ASSURED }])).failed).toEqual([]);
+    expect((await client.get(orig))!.status! & ESTABLISHED).toBe(ESTABLISHED);
+    expect((await client.update([{ orig, status: IPS.SEEN_REPLY }])).failed).toMatchObject([{ index: 0, errno: 16 }]);
+  });
+
   it('deletes by orig tuple and zone', async () => {
     const orig = udp4('10.0.0.40', '10.0.0.41', 7, 7);
     await createOk({ orig, zone: 9, timeout: 50 });

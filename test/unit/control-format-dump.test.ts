@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { AF_INET, AF_INET6, IPS, type Conntrack, type Tuple } from '../../src/model/conntrack.js';
-import { formatConntrackPlain, formatConntrackXml, formatExpectPlain } from '../../src/control/format/dump.js';
+import { formatConntrackPlain, formatConntrackXml, formatExpectPlain, formatExpectXml } from '../../src/control/format/dump.js';
 
 const OUT = '/work/shared/spec/vectors/outputs';
 
@@ -138,5 +138,17 @@ describe('-i expect / -e expect plain', () => {
     expect(formatExpectPlain({ ...exp, flags: 0x3, class: undefined, helper: undefined, zone: 4 }, 0)).toBe(
       'proto=6 src=192.168.1.1 dst=192.168.1.2 sport=0 dport=41895 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 ' +
       'master-src=192.168.1.2 master-dst=192.168.1.1 sport=36390 dport=21 zone=4 PERMANENT,INACTIVE [active since 0s]\n');
+  });
+  it('XML layout', () => {
+    const exp = {
+      master: { l3: AF_INET, src: '192.168.0.2', dst: '192.168.1.2', proto: 6, sport: 36390, dport: 21 } as Tuple,
+      tuple: { l3: AF_INET, src: '192.168.0.2', dst: '192.168.1.2', proto: 6, sport: 0, dport: 41739 } as Tuple,
+      mask: { l3: AF_INET, src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 65535 } as Tuple,
+      timeout: 300, flags: 1, helper: 'ftp', zone: 0,
+    };
+    expect(formatExpectXml(exp)).toBe('<flow><layer3 protonum="2" protoname="ipv4"><expected><src>192.168.0.2</src><dst>192.168.1.2</dst></expected>' +
+      '<mask><src>255.255.255.255</src><dst>255.255.255.255</dst></mask><master><src>192.168.0.2</src><dst>192.168.1.2</dst></master></layer3>' +
+      '<layer4 protonum="6" protoname="tcp"><expected><sport>0</sport><dport>41739</dport></expected><mask><sport>0</sport><dport>65535</dport></mask>' +
+      '<master><sport>36390</sport><dport>21</dport></master></layer4><meta><helper-name>ftp</helper-name><zone>0</zone><permanent/></meta></flow>\n');
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AF_INET, IPS, type Conntrack } from '../../src/model/conntrack.js';
 import type { CacheStats } from '../../src/cache/types.js';
-import { conntrackToJson, formatConntrackJson, formatStatsJson, statsToJson, statusNames } from '../../src/control/format/json.js';
+import { conntrackToJson, expectToJson, formatConntrackJson, formatExpectJson, formatStatsJson, statsToJson, statusNames } from '../../src/control/format/json.js';
 import { formatCache, formatStats, renderStatsRequest, type StatsSnapshot } from '../../src/control/format/stats.js';
 import { CTL } from '../../src/control/codes.js';
 
@@ -76,5 +76,21 @@ describe('--json dumps', () => {
   it('status names', () => {
     expect(statusNames(0)).toEqual([]);
     expect(statusNames(IPS.EXPECTED | IPS.OFFLOAD)).toEqual(['EXPECTED', 'OFFLOAD']);
+  });
+  it('expectations', () => {
+    const exp = {
+      master: { l3: AF_INET, src: '10.0.0.2', dst: '10.0.0.1', proto: 6, sport: 36390, dport: 21 },
+      tuple: { l3: AF_INET, src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 0, dport: 41739 },
+      mask: { l3: AF_INET, src: '255.255.255.255', dst: '255.255.255.255', proto: 6, sport: 0, dport: 65535 },
+      flags: 1, helper: 'ftp', class: 0,
+    } as const;
+    expect(expectToJson({ ...exp, master: { ...exp.master }, tuple: { ...exp.tuple }, mask: { ...exp.mask } }, 4)).toEqual({
+      family: 'ipv4', proto: 'tcp', protonum: 6,
+      expected: { src: '10.0.0.1', dst: '10.0.0.2', sport: 0, dport: 41739 },
+      mask: { src: '255.255.255.255', dst: '255.255.255.255', sport: 0, dport: 65535 },
+      master: { src: '10.0.0.2', dst: '10.0.0.1', sport: 36390, dport: 21 },
+      helper: 'ftp', class: 0, flags: ['PERMANENT'], activeSinceSec: 4,
+    });
+    expect(formatExpectJson({ ...exp, master: { ...exp.master }, tuple: { ...exp.tuple }, mask: { ...exp.mask } }).endsWith('}\n')).toBe(true);
   });
 });

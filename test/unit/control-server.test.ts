@@ -107,6 +107,17 @@ describe('ControlServer + sendRequest', () => {
     expect(s2.stats.rejectedCred).toBe(1);
   });
 
+  it('default credential reader: SO_PEERCRED through the native addon when it is built, else none', async () => {
+    let peer: { uid: number; pid: number } | undefined;
+    const s = new ControlServer({ path: sock, handler: async (_c, r, ctx) => { peer = ctx.peer; r.write('ok'); }, log: silentLogger });
+    servers.push(s);
+    await s.listen();
+    expect(await sendRequest(sock, CTL.STATS, { timeoutMs: 2000 })).toBe('ok');
+    // The client is this very process.
+    if (peer!.uid === -1) expect(peer).toEqual({ uid: -1, pid: -1 });
+    else expect(peer).toEqual({ uid: process.getuid!(), pid: process.pid });
+  });
+
   it('falls back to the file mode when credentials cannot be read', async () => {
     let peer: unknown;
     await start(async (_c, r, ctx) => { peer = ctx.peer; r.write('ok'); }, { peerCred: () => { throw new Error('no addon'); } });

@@ -96,17 +96,20 @@ function onlyNetlinkErrors(fn: () => unknown): void {
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/netlink');
 
+const CT_NEW = 0x0100; // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW
+const CT_DELETE = 0x0102; // ... | IPCTNL_MSG_CT_DELETE
+
 /** The first netlink message of a fixture: its attribute region (after nlmsghdr + nfgenmsg). */
-function fixture(name: string): { buf: Buffer; start: number; end: number; family: number } {
+function fixture(name: string, type = CT_NEW): { buf: Buffer; start: number; end: number; family: number; flags: number } {
   const hex = readFileSync(join(FIXTURES, `${name}.hex`), 'utf8').split('\n').filter((l) => !l.startsWith('#')).join('');
   const buf = Buffer.from(hex, 'hex');
   const len = buf.readUInt32LE(0);
-  expect(buf.readUInt16LE(4)).toBe(0x0100); // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW
-  return { buf, start: 20, end: len, family: buf[16]! };
+  expect(buf.readUInt16LE(4)).toBe(type);
+  return { buf, start: 20, end: len, family: buf[16]!, flags: buf.readUInt16LE(6) };
 }
 
-const fromKernel = (name: string): Conntrack => {
-  const f = fixture(name);
+const fromKernel = (name: string, type = CT_NEW): Conntrack => {
+  const f = fixture(name, type);
   return readConntrack(f.buf, f.start, f.end);
 };
 
@@ -208,6 +211,31 @@ describe('readConntrack on kernel 6.18 bytes (test/fixtures/netlink)', () => {
     });
   });
 
+  it('NEW, UPDATE and DESTROY events of one SNAT entry (conntrack -E)', () => {
+    const orig = tcp4('10.0.0.1', '8.8.8.8', 40002, 443);
+    const reply = tcp4('8.8.8.8', '192.0.2.1', 443, 61000);
+    const zero = { packets: 0n, bytes: 0n };
+    const natStatus = IPS.CONFIRMED | IPS.SRC_NAT | IPS.SRC_NAT_DONE | IPS.DST_NAT_DONE;
+    const ev = fixture('event-new');
+    expect(ev.flags).toBe(0x600); // NLM_F_CREATE | NLM_F_EXCL marks a NEW event
+    // Events carry no CTA_USE, and counters only on DESTROY.
+    expect(fromKernel('event-new')).toStrictEqual({
+      orig, reply, status: natStatus, timeout: 120, mark: 0, id: expect.any(Number),
+      tcp: { ...TCP_EST_INFO, state: TCP_STATE.SYN_SENT }, synproxy: NO_SYNPROXY,
+    });
+    const up = fromKernel('event-update');
+    expect(up.mark).toBe(5);
+    expect(up.orig).toStrictEqual(orig);
+    expect(up.reply).toStrictEqual(reply);
+    // DESTROY carries tuples, status, counters and id, but no timeout or protoinfo state.
+    const d = fromKernel('event-destroy', CT_DELETE);
+    expect(d.orig).toStrictEqual(orig);
+    expect(d.reply).toStrictEqual(reply);
+    expect(d.countersOrig).toStrictEqual(zero);
+    expect(d.id).toBe(up.id);
+    expect(natOf(d)).toStrictEqual({ snatAddr: '192.0.2.1', snatPort: 61000 });
+  });
+
   it('labels are a copy, not a view of the receive buffer', () => {
     const f = fixture('udp4-labels');
     const ct = readConntrack(f.buf, f.start, f.end);
@@ -217,9 +245,9 @@ describe('readConntrack on kernel 6.18 bytes (test/fixtures/netlink)', () => {
 
   it('every fixture decodes, re-encodes for create, and decodes to the same tuples', () => {
     const names = readdirSync(FIXTURES).filter((n) => n.endsWith('.hex')).map((n) => n.slice(0, -4));
-    expect(names.length).toBeGreaterThanOrEqual(12);
+    expect(names.length).toBeGreaterThanOrEqual(15);
     for (const name of names) {
-      const ct = fromKernel(name);
+      const ct = fromKernel(name, name === 'event-destroy' ? CT_DELETE : CT_NEW);
       const again = readConntrack(encode(ct, 'create'), 0, encode(ct, 'create').length);
       expect(again.orig, name).toStrictEqual(ct.orig);
       // Create sends the untranslated reply plus NAT ranges; applying them gives the kernel's reply back.

@@ -401,6 +401,26 @@ describe('CtClient over a fake binding', () => {
     expect(c.stats.decodeErrors).toBe(2);
   });
 
+  it('a dump abandoned by a throwing callback is drained, so the next dump works', async () => {
+    const fake = new FakeBinding();
+    fake.onSend = (req, sock) => {
+      const [m] = requests(req);
+      for (let chunk = 0; chunk < 3; chunk++) {
+        const w = new NlWriter(4096);
+        for (let i = 0; i < 5; i++) ctMessage(w, CT_NEW, NLM_F_MULTI, m!.seq, sock.portid, tcp(chunk * 5 + i));
+        if (chunk === 2) doneMessage(w, m!.seq, sock.portid);
+        sock.rx.push(Buffer.from(w.view()));
+      }
+      return null;
+    };
+    const c = new CtClient({ binding: fake });
+    await expect(c.dumpEach(() => {
+      throw new Error('consumer failed');
+    })).rejects.toThrow('consumer failed');
+    expect(fake.socks[0]!.rx.length).toBe(0);
+    expect((await c.dump()).length).toBe(15);
+  });
+
   it('get returns null on ENOENT and the entry otherwise', async () => {
     const fake = new FakeBinding();
     fake.onSend = (req, sock) => {

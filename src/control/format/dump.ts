@@ -180,3 +180,25 @@ export function formatExpectPlain(exp: Expectation, activeSinceSec: number): str
   if (s.endsWith(' ')) s = s.slice(0, -1);
   return `${s} [active since ${Math.max(0, Math.floor(activeSinceSec))}s]\n`;
 }
+
+function xmlAddrs(t: Tuple): string {
+  return (t.l3 === AF_INET || t.l3 === AF_INET6) ? `<src>${t.src}</src><dst>${t.dst}</dst>` : '<src></src><dst></dst>';
+}
+
+/** One `-i expect -x`/`-e expect -x` line: `<flow>…</flow>\n` (no timeout, as conntrackd drops it). */
+export function formatExpectXml(exp: Expectation): string {
+  const t = exp.tuple;
+  const flags = exp.flags ?? 0;
+  let s = '<flow>';
+  s += `<layer3 protonum="${t.l3}" protoname="${l3Name(t.l3)}">`;
+  s += `<expected>${xmlAddrs(t)}</expected><mask>${xmlAddrs(exp.mask)}</mask><master>${xmlAddrs(exp.master)}</master></layer3>`;
+  s += `<layer4 protonum="${t.proto}" protoname="${protoName(t.proto)}">`;
+  s += `<expected>${xmlL4(t)}</expected><mask>${xmlL4(exp.mask)}</mask><master>${xmlL4(exp.master)}</master></layer4>`;
+  s += '<meta>';
+  if (exp.helper !== undefined) s += `<helper-name>${xmlEscape(exp.helper)}</helper-name>`;
+  if (exp.zone !== undefined) s += `<zone>${exp.zone}</zone>`;
+  if (flags & 0x1) s += '<permanent/>';
+  if (flags & 0x2) s += '<inactive/>';
+  if (flags & 0x4) s += '<userspace/>';
+  return `${s}</meta></flow>\n`;
+}

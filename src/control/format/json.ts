@@ -4,7 +4,7 @@
 //
 // Stats: one JSON object and a newline. Dumps: JSON Lines, one object per
 // entry, so a large cache streams without building one huge array.
-import { IPS, TCP_STATE_NAMES, type Conntrack, type Counters, type Tuple } from '../../model/conntrack.js';
+import { IPS, TCP_STATE_NAMES, type Conntrack, type Counters, type Expectation, type Tuple } from '../../model/conntrack.js';
 import type { CacheStats } from '../../cache/types.js';
 import type { LinkSnapshot, StatsSnapshot } from './stats.js';
 import { l3Name, protoName } from './dump.js';
@@ -131,4 +131,29 @@ export function conntrackToJson(ct: Conntrack, activeSinceSec?: number, opts: Du
 /** One JSON Lines record of a `-i --json` / `-e --json` dump, newline included. */
 export function formatConntrackJson(ct: Conntrack, activeSinceSec?: number, opts: DumpJsonOptions = {}): string {
   return `${JSON.stringify(conntrackToJson(ct, activeSinceSec, opts))}\n`;
+}
+
+/** One expectation as a plain object (`-i expect --json`). */
+export function expectToJson(exp: Expectation, activeSinceSec?: number): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    family: l3Name(exp.tuple.l3),
+    proto: protoName(exp.tuple.proto),
+    protonum: exp.tuple.proto,
+    expected: tupleJson(exp.tuple),
+    mask: tupleJson(exp.mask),
+    master: tupleJson(exp.master),
+  };
+  if (exp.helper !== undefined) o.helper = exp.helper;
+  if (exp.class !== undefined) o.class = exp.class;
+  if (exp.zone !== undefined) o.zone = exp.zone;
+  const flags = exp.flags ?? 0;
+  o.flags = [[0x1, 'PERMANENT'], [0x2, 'INACTIVE'], [0x4, 'USERSPACE']]
+    .filter(([bit]) => (flags & (bit as number)) !== 0).map(([, name]) => name);
+  if (activeSinceSec !== undefined) o.activeSinceSec = Math.max(0, Math.floor(activeSinceSec));
+  return o;
+}
+
+/** One JSON Lines record of an expectation dump, newline included. */
+export function formatExpectJson(exp: Expectation, activeSinceSec?: number): string {
+  return `${JSON.stringify(expectToJson(exp, activeSinceSec))}\n`;
 }
