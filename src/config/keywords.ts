@@ -36,7 +36,7 @@ export const REMOVED_KEYWORDS: ReadonlySet<string> = new Set([
 /** Keywords of the ctsync-only `Ctsync { ... }` section. */
 export const CTSYNC_KEYWORDS: ReadonlySet<string> = new Set([
   'Ctsync', 'Metrics', 'IgnoreOwnAddresses', 'KeyFile', 'TLS', 'CAFile', 'CertFile', 'AcceptOnlyPeer',
-  'ReadyFile',
+  'ReadyFile', 'NotifyFifo', 'PeerTimeout',
 ]);
 
 /**
@@ -53,8 +53,6 @@ export const IGNORED: Readonly<Record<string, string>> = {
     'ctsync caches are dynamically sized maps with no fixed bucket count; HashLimit still bounds them',
   'General.PollSecs':
     'ctsync always follows kernel events (plus NetlinkOverrunResync); polling mode is not implemented',
-  'General.Systemd':
-    'ctsync does not speak sd_notify; use ReadyFile in the Ctsync section or Type=simple',
   'General.UNIX.Backlog':
     'deprecated in conntrackd too (ignored there as well)',
   'Link.IPv6_interface':
@@ -75,7 +73,8 @@ export function ignoredReason(key: string): string | undefined {
  * - Sync: Mode (FTFW/ALARM/NOTRACK), ResendQueueSize, CommitTimeout, PurgeTimeout, ACKWindowSize,
  *   DisableExternalCache, DisableInternalCache, StartupResync, RefreshTime, CacheTimeout,
  *   UDP/Multicast/TCP links (all fields), Options { TCPWindowTracking ExpectationSync }.
- * - General: HashLimit, LogFile, Syslog, LockFile, UNIX Path, NetlinkBufferSize(+MaxGrowth and aliases),
+ * - General: Systemd (sd_notify READY/STATUS/WATCHDOG/STOPPING when run with Type=notify; a no-op without
+ *   $NOTIFY_SOCKET), HashLimit, LogFile, Syslog, LockFile, UNIX Path, NetlinkBufferSize(+MaxGrowth and aliases),
  *   NetlinkOverrunResync, NetlinkEventsReliable, EventIterationLimit, Filter.
  */
 

@@ -386,7 +386,7 @@ class Parser {
       g.netlinkBufferSizeMaxGrowth = this.number(k);
     };
     this.block(kw, 'General', {
-      Systemd: (k) => { g.systemd = this.bool(k); this.warnIgnored(k, 'General.Systemd'); },
+      Systemd: (k) => { g.systemd = this.bool(k); },
       Nice: (k) => { g.nice = this.signed(k); this.warnIgnored(k, 'General.Nice'); },
       HashSize: (k) => { g.hashSize = this.number(k); this.warnIgnored(k, 'General.HashSize'); },
       HashLimit: (k) => { this.setting(k); g.hashLimit = this.number(k); },
@@ -655,6 +655,8 @@ class Parser {
       },
       AcceptOnlyPeer: (k) => { x.acceptOnlyPeer = this.bool(k); },
       ReadyFile: (k) => { x.readyFile = this.path(k); },
+      NotifyFifo: (k) => { x.notifyFifo = this.path(k); },
+      PeerTimeout: (k) => { x.peerTimeout = this.number(k, 1, 3600); },
     });
   }
 }

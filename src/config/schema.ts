@@ -127,6 +127,10 @@ export interface CtsyncExtensions {
   acceptOnlyPeer: boolean;
   /** Written when synced and ready (keepalived track_file); null = none. */
   readyFile: string | null;
+  /** keepalived notify_fifo to read; transitions then run in-process. null = none. */
+  notifyFifo: string | null;
+  /** Seconds without any message from the peer before it counts as down (peer_up, /readyz, track file). */
+  peerTimeout: number;
 }
 
 export interface CtsyncConfig {
@@ -160,6 +164,7 @@ export const DEFAULTS = {
   lockFile: '/var/lock/conntrackd.lock',
   metricsAddress: '127.0.0.1',
   metricsPort: 9469,
+  peerTimeout: 5,
   maxLinks: 4,
 } as const;
 
@@ -199,7 +204,8 @@ export function defaultGeneral(): GeneralConfig {
 }
 
 export function defaultCtsync(): CtsyncExtensions {
-  return { metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null, acceptOnlyPeer: true, readyFile: null };
+  return { metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null, acceptOnlyPeer: true, readyFile: null,
+    notifyFifo: null, peerTimeout: DEFAULTS.peerTimeout };
 }
 
 /** Facts about where things were in the file, for whole-file checks. */

@@ -697,8 +697,13 @@ function writeL4(w: NlWriter, t: Tuple, swap: boolean): void {
   const dst = proto === IPPROTO.GRE ? t.greKeyDst : t.dport;
   const a = swap ? dst : src;
   const b = swap ? src : dst;
-  if (a !== undefined) w.u16be(CTA_PROTO.SRC_PORT, a);
-  if (b !== undefined) w.u16be(CTA_PROTO.DST_PORT, b);
+  // The kernel wants both ports of a port-based protocol: an entry from a
+  // conntrackd peer that sent none (1.4.7 sends ports only for UDP among the
+  // datagram protocols, so UDP-Lite arrives portless) is written with zeros,
+  // as conntrackd's own commit does.
+  const needPorts = hasPorts(proto) || proto === IPPROTO.GRE;
+  if (a !== undefined || needPorts) w.u16be(CTA_PROTO.SRC_PORT, a ?? 0);
+  if (b !== undefined || needPorts) w.u16be(CTA_PROTO.DST_PORT, b ?? 0);
 }
 
 function writeIp(w: NlWriter, t: Tuple, src: string, dst: string): void {
