@@ -30,6 +30,8 @@ const HELLO_SAY = 1;
 const HELLO_DONE = 2;
 
 const DATA_ONLY_FLAGS = FLAG.HELLO | FLAG.HELLO_BACK;
+/** How far behind our last accepted seq a HELLO is taken for a stale duplicate (see isStaleHello). */
+const STALE_HELLO_WINDOW = 4096;
 
 export class Ftfw extends SyncEngine implements SyncMode {
   readonly name = 'ftfw' as const;
@@ -131,6 +133,12 @@ export class Ftfw extends SyncEngine implements SyncMode {
     const hello = (hdr.flags & FLAG.HELLO) !== 0;
     if (hello) this.sayHelloBack = true;
     if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+    if (hello && !this.peerSaysHello && this.isStaleHello(seq)) {
+      // A delayed or duplicated copy of a HELLO message we already took (the link
+      // reordered it past the end of the peer's HELLO episode): not a restart.
+      this.recvSeq.before++;
+      return RECV.DROP;
+    }
     if (hello && !this.peerSaysHello) {
       // The first HELLO of a (re)started peer: its sequence starts afresh, so skip the check.
       this.peerSaysHello = true;
@@ -176,6 +184,18 @@ export class Ftfw extends SyncEngine implements SyncMode {
       this.guard?.accepted(seq);
     }
     return ret;
+  }
+
+  /**
+   * A HELLO whose seq lies just behind what we already accepted is a stale copy.
+   * A restarted peer seeds its counter with the current Unix time, which lands
+   * in this window only if it sent more messages than seconds passed during the
+   * restart; the stall guard re-adopts its sequence within seconds in that case.
+   */
+  private isStaleHello(seq: number): boolean {
+    if (!this.recvSeq.isSet) return false;
+    const behind = (this.recvSeq.last - seq) >>> 0;
+    return behind < STALE_HELLO_WINDOW;
   }
 
   /** Step C of §3.4: digest, then account the message in the ack window. */

@@ -1,0 +1,56 @@
+// Cheap measurements without spawning anything: CPU and peak RSS from /proc,
+// the kernel conntrack count of a daemon's netns, and bench entries.
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { AF_INET, IPS, IPPROTO, type Conntrack } from '../../src/model/conntrack.js';
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** utime+stime (+ waited-for children: conntrackd forks for some jobs) of a pid, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)": state is field 3; utime 14, stime 15, cutime 16, cstime 17.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [ut, st, cut, cst] = [f[11], f[12], f[13], f[14]].map(Number);
+  return (ut! + st! + cut! + cst!) / CLK_TCK;
+}
+
+/** VmHWM (peak resident set) in MiB. */
+export function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * Entries in the conntrack table of the netns `pid` lives in: the "entries"
+ * column of /proc/<pid>/net/stat/nf_conntrack (per netns, same on every CPU
+ * row). Same number as `conntrack -C` without spawning a process.
+ */
+export function kernelCount(pid: number): number {
+  const lines = readFileSync(`/proc/${pid}/net/stat/nf_conntrack`, 'utf8').split('\n');
+  return parseInt(lines[1]!.trim().split(/\s+/)[0]!, 16);
+}
+
+/** n distinct ESTABLISHED TCP entries 10.<100+k/65536>.x.y:port → 192.0.2.1:80 (same shape as test/helpers/bulk.ts). */
+export function tcpEntries(n: number, first = 0): Conntrack[] {
+  const out: Conntrack[] = [];
+  for (let k = first; k < first + n; k++) {
+    const src = `10.${100 + (k >>> 16)}.${(k >>> 8) & 255}.${k & 255}`;
+    const sport = 1024 + (k % 50000);
+    out.push({
+      orig: { l3: AF_INET, src, dst: '192.0.2.1', proto: IPPROTO.TCP, sport, dport: 80 },
+      reply: { l3: AF_INET, src: '192.0.2.1', dst: src, proto: IPPROTO.TCP, sport: 80, dport: sport },
+      status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.CONFIRMED,
+      timeout: 1200,
+      mark: 0,
+      tcp: { state: 3 },
+    });
+  }
+  return out;
+}
+
+export function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
