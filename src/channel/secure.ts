@@ -127,6 +127,7 @@ export class SecureChannel implements Channel {
   private probeTimer: TimerHandle | null = null;
   private reloadTimer: TimerHandle | null = null;
   private lastProbeAt = -Infinity;
+  private lastProbeTo = -1n;
   private fileSig = '';
   private opened = false;
   private readonly counters: SecureStats = {
@@ -304,6 +305,7 @@ export class SecureChannel implements Channel {
   private sendProbe(to: bigint): void {
     if (!this.opened) return;
     this.lastProbeAt = this.clock.now();
+    this.lastProbeTo = to;
     this.counters.probesSent++;
     this.inner.send(this.seal(Buffer.alloc(0), to));
   }
@@ -368,7 +370,8 @@ export class SecureChannel implements Channel {
       this.reject('not-for-session', from);
       if (sender !== this.livePeer) {
         if (this.livePeer === null) this.candidate = sender;
-        if (this.clock.now() - this.lastProbeAt >= Math.min(50, this.probeMs)) this.sendProbe(sender);
+        // At most one answer per 50 ms to the same epoch: replayed recordings cannot make us chatter.
+        if (sender !== this.lastProbeTo || this.clock.now() - this.lastProbeAt >= 50) this.sendProbe(sender);
       }
       return;
     }

@@ -56,6 +56,20 @@ describe('ctsync over a damaged sync link (starts ctsync pairs in namespaces, ke
     expect(tx.resends).toBeGreaterThan(0);
   });
 
+  it('ctsync → conntrackd 1.4.7 converges with 5% loss (starts conntrackd as the receiver)', async () => {
+    pair = makePair('ctsync', 'conntrackd', 'lx');
+    await pair.a.start();
+    await pair.b.start();
+    // conntrackd skips the sequence check while its peer still says HELLO: let the handshake finish.
+    await new Promise((r) => setTimeout(r, 2500));
+    dropRandomly(pair.fw1, 0.05);
+    dropRandomly(pair.fw2, 0.05);
+    const n = 5_000;
+    expect(await injectBulk(pair.fw1, tcpEntries(n))).toBe(n);
+    await expectConverged(pair.b, n, 60_000);
+    expect(syncStats(pair.a).resends).toBeGreaterThan(0);
+  });
+
   it('converges through a relay that drops, duplicates and reorders (seeded)', async () => {
     const rp = makeRelayedPair('ctsync', 'ctsync', 'rel');
     pair = rp;
