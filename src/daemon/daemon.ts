@@ -112,29 +112,26 @@ export class Daemon extends EventEmitter<{ exit: [code: number] }> implements Sy
     this.startedAt = this.clock.now();
     this.rl = new RateLimitedLog(this.log);
     this.disableExternal = sync.disableExternalCache;
+    if (sync.disableInternalCache) {
+      // conntrackd's NOTRACK-only bypass trades -i, reconcile and bulk answers for a little memory.
+      this.log.warn({ file: config.file }, 'DisableInternalCache is not supported: the internal cache stays on');
+    }
     this.filter = this.buildFilter();
 
     const onNoSpace = (cache: string, limit: number, total: number): void => {
       this.rl.warn(`nospace-${cache}`, { cache, limit, noSpaceTotal: total }, `${cache} cache full (HashLimit ${limit}): entry not stored`);
     };
-    this.internal = InternalCache.forConntracks({
+    // Both internal caches report changes to the sync layer and hand it the objects they drop.
+    const internalOpts = {
       clock: this.clock,
-      onChange: (obj) => this.sync?.enqueue(obj),
-      onDrop: (obj) => this.sync?.forget?.(obj),
+      onChange: (obj: CacheObject) => this.sync?.enqueue(obj),
+      onDrop: (obj: CacheObject) => this.sync?.forget?.(obj),
       hashSize: config.general.hashSize,
       limit: config.general.hashLimit,
       onNoSpace,
-    });
-    this.internalExp = sync.expectationSync.enabled
-      ? InternalCache.forExpectations({
-        clock: this.clock,
-        onChange: (obj) => this.sync?.enqueue(obj),
-        onDrop: (obj) => this.sync?.forget?.(obj),
-        hashSize: config.general.hashSize,
-        limit: config.general.hashLimit,
-        onNoSpace,
-      })
-      : null;
+    };
+    this.internal = InternalCache.forConntracks(internalOpts);
+    this.internalExp = sync.expectationSync.enabled ? InternalCache.forExpectations(internalOpts) : null;
     this.external = new ExternalCache({ clock: this.clock, hashSize: config.general.hashSize, limit: config.general.hashLimit, onNoSpace });
 
     this.channel = deps.channel ?? createChannel(linksFromConfig(config), { log: this.log, clock: this.clock });
