@@ -3,7 +3,6 @@
 // Each part sits behind an interface (ports.ts, SyncMode, Channel), so this
 // class is the only one that knows them all.
 import { EventEmitter } from 'node:events';
-import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CtsyncConfig } from '../config/index.js';
 import { createChannel, type Channel } from '../channel/index.js';
@@ -171,7 +170,7 @@ export class Daemon extends EventEmitter<{ exit: [code: number] }> implements Sy
     const { recoveredStale } = await this.lock.acquire(() => this.daemonAnswers());
     if (recoveredStale) this.log.warn({ lockFile: this.lock.path }, 'stale lock file from a previous daemon recovered');
     try {
-      if (existsSync(this.socketPath) && !(await this.daemonAnswers())) unlinkSync(this.socketPath);
+      // listen() recovers a stale socket file, and refuses one a live daemon answers on.
       await this.control.listen();
       this.channel.onMessage((datagram) => this.sync.receive(datagram));
       await this.channel.open();

@@ -13,6 +13,7 @@ import type { CommitReport } from '../../src/daemon/commit.js';
 import type { SyncMode, SyncStats } from '../../src/sync/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { FakeClock, systemClock, type Clock } from '../../src/util/clock.js';
+import { PrometheusMetrics } from '../../src/metrics/prometheus.js';
 
 const BASE = `Sync {
  Mode FTFW { ResendQueueSize 1000 }
@@ -273,5 +274,22 @@ describe('startOps with a fake daemon', () => {
     ops.readiness!.noteTransition({ kind: 'INSTANCE', name: 'VI_2', state: 'BACKUP', priority: 0 });
     await until(() => readFileSync(ready, 'utf8') === '-253\n');
     expect(existsSync(ready)).toBe(true);
+  });
+});
+
+describe('docs/metrics.md', () => {
+  it('documents every metric of the registry, with its type, and nothing else', () => {
+    const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+    const m = new PrometheusMetrics({ source: () => { throw new Error('not scraped'); } });
+    // getMetricsAsArray() lists the metric objects without collecting (no snapshot needed).
+    const registered = m.registry.getMetricsAsArray().map((x) => ({ name: (x as unknown as { name: string }).name, type: String((x as unknown as { type: string }).type) }));
+    expect(registered.length).toBeGreaterThan(30);
+    for (const { name, type } of registered) {
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${name}`) && /^\| `[^`|{]+(\{[^`]*\})?` \|/.test(l));
+      expect(row, `docs/metrics.md row for ${name}`).toBeDefined();
+      expect(row!.split(/(?<!\\)\|/)[2]!.trim(), `type of ${name}`).toBe(type);
+    }
+    const documented = [...doc.matchAll(/^\| `(ctsync_[a-z_]+)/gm)].map((x) => x[1]);
+    expect(documented.sort()).toEqual(registered.map((r) => r.name).sort());
   });
 });
