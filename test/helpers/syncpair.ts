@@ -23,6 +23,8 @@ export interface NodeConfig {
   modeExtra?: string[];
   /** Extra lines inside the UDP block. */
   udpExtra?: string[];
+  /** Extra lines inside Sync, after the link block (e.g. an Options block). */
+  syncExtra?: string[];
   /** Extra lines inside General. */
   generalExtra?: string[];
   /** Extra top-level text (e.g. a Ctsync { } section). */
@@ -48,7 +50,7 @@ ${(c.modeExtra ?? []).map((l) => `\t\t${l}\n`).join('')}\t}
 \t\tRcvSocketBuffer 1249280
 \t\tChecksum on
 ${(c.udpExtra ?? []).map((l) => `\t\t${l}\n`).join('')}\t}
-}
+${(c.syncExtra ?? []).map((l) => `\t${l}\n`).join('')}}
 General {
 \tSystemd off
 \tHashSize 8192

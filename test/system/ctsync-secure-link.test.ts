@@ -144,7 +144,7 @@ function kernelLines(ns: Netns, match: string): string[] {
 /** Captures UDP to fw2's sync port on fw2 while `fn` runs; returns the datagrams fw1 sent. */
 async function capture(lan: Lan, fn: () => Promise<void>): Promise<Buffer[]> {
   const file = join(lan.dir, `cap-${Date.now()}.pcap`);
-  const p = lan.lab.spawn(lan.fw2, 'tcpdump', ['-i', 'sync0', '-U', '-n', '-s', '0', '-w', file, 'udp', 'dst', 'port', String(PORT)]);
+  const p = lan.lab.spawn(lan.fw2, 'tcpdump', ['-i', 'sync0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', file, 'udp', 'dst', 'port', String(PORT)]);
   let err = '';
   p.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
   await waitFor(() => err.includes('listening'), 'tcpdump to start', 10_000);
@@ -152,6 +152,11 @@ async function capture(lan: Lan, fn: () => Promise<void>): Promise<Buffer[]> {
   await new Promise((r) => setTimeout(r, 300));
   await new Promise<void>((res) => { p.once('exit', () => res()); p.kill('SIGINT'); });
   return readPcapUdp(file).filter((f) => f.src === FW1).map((f) => f.payload);
+}
+
+/** The active link's counters from `-s --json` (transport and, when keyed, secure-channel ones). */
+function linkCounters(node: SyncNode): Record<string, number> {
+  return (JSON.parse(node.cli(['-s', '--json']).stdout) as { channel: Record<string, number> }).channel;
 }
 
 const nodes = (lan: Lan): SyncNode[] => [lan.a, lan.b];
@@ -213,7 +218,15 @@ describe.skipIf(!isRoot)('secure sync link against an attacker on the segment (s
     l.b.cli(['-c']);
     await waitFor(() => kernelLines(l.fw2, 'dst=192.0.2.1 ').length >= 300, 'committed entries in fw2 kernel', 30_000, 250);
     expect(kernelLines(l.fw2, '10.66.')).toEqual([]);
-    // fw2 logged the rejections with the peer address and the reason.
+    // fw2 counted each kind of rejection (-s --json shows the secure channel's counters on the link)...
+    const sec = linkCounters(l.b);
+    console.log('fw2 secure link counters after the attack', JSON.stringify(sec));
+    expect(sec['rejectedPlaintext']).toBe(9);
+    expect(sec['rejectedBadTag']).toBeGreaterThanOrEqual(10 + 5 * 2); // HELLO-flipped, truncated to 41+ bytes
+    expect(sec['rejectedReplayed']).toBeGreaterThanOrEqual(40);
+    expect(sec['rejectedMalformed']).toBeGreaterThan(0);
+    expect(sec['rejectedSource']).toBeGreaterThanOrEqual(1);
+    // ...and logged them with the peer address and the reason.
     const log = l.b.log();
     expect(log).toMatch(/"reason":"plaintext"/);
     expect(log).toMatch(/"peer":"172\.30\.1\.1"/);
@@ -254,7 +267,7 @@ describe.skipIf(!isRoot)('secure sync link against an attacker on the segment (s
     await waitFor(() => externalLines(l.b, 'dst=192.0.2.1 ').length === 50, '50 entries on fw2', 30_000, 250);
 
     attSend(l, ATT, [plainNew(FLAG.HELLO, 1, [forged(1)])]);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(() => linkCounters(l.b)['rejectedSource']! >= 1, 'the non-peer datagram counted as rejected', 10_000, 100);
     expect(externalLines(l.b, '10.66.')).toEqual([]);
 
     // The hole a key closes: same datagram, fw1's address.

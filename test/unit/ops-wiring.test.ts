@@ -293,3 +293,28 @@ describe('docs/metrics.md', () => {
     expect(documented.sort()).toEqual(registered.map((r) => r.name).sort());
   });
 });
+
+describe('docs/troubleshooting.md', () => {
+  it('quotes messages that exist in the source', async () => {
+    const { readdirSync } = await import('node:fs');
+    const root = new URL('../../src/', import.meta.url).pathname;
+    const src = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'))
+      .map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
+    const doc = readFileSync(new URL('../../docs/troubleshooting.md', import.meta.url), 'utf8');
+    // Rendered forms and errno names, not literals in the source.
+    const rendered = new Set(['TLS block is missing CAFile', 'EADDRINUSE', 'EADDRNOTAVAIL', 'ENETUNREACH',
+      "[ERROR] can't connect: is conntrackd running? appropriate permissions?"]);
+    let checked = 0;
+    for (const line of doc.split('\n')) {
+      if (!/^\| (`|warning|log)/.test(line)) continue;
+      const first = line.split(/(?<!\\)\|/)[1]!;
+      for (const [, msg] of first.matchAll(/`([^`]+)`/g)) {
+        // Skip placeholders (<path>, N, …) and error codes.
+        if (/[<…]|\b[NMSF]\b|errno|seq a|ENOENT|0644|\(got|^CTSYNC_/.test(msg!) || rendered.has(msg!)) continue;
+        expect(src, `message "${msg}"`).toContain(msg);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(40);
+  });
+});
