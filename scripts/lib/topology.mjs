@@ -164,7 +164,7 @@ export class HaTopology {
    * @param {(line: string) => void} [opts.log] progress lines
    */
   constructor(opts = {}) {
-    this.opts = { tag: 'h', advertInt: 0.3, ctsync: true, rtoMinMs: 300, log: () => {}, ...opts };
+    this.opts = { tag: 'h', advertInt: 0.3, ctsync: true, rtoMinMs: 350, log: () => {}, ...opts };
     this.id = `cts${process.pid}${this.opts.tag}${++counter}`;
     this.dir = mkdtempSync(join(tmpdir(), 'ctsync-ha-'));
     this.ns = { sw: `${this.id}-sw`, client: `${this.id}-cl`, server: `${this.id}-sv`, fw: [`${this.id}-fw1`, `${this.id}-fw2`] };
@@ -222,7 +222,9 @@ export class HaTopology {
       .concat(['sv', 'f1i', 'f2i'].map((p) => `ip link set ${p} master br-in && ip link set ${p} up`)).join(' && '));
     // Thin-stream linear retransmission timeouts and an RTO floor on the routes: the receiver's
     // stall then reflects the failover, not TCP's exponential backoff (see keepalived-failover.test.ts).
-    const tcp = `sysctl -qw net.ipv4.tcp_thin_linear_timeouts=1`;
+    // Linear timeouts need a loss-based congestion control: BBR never leaves "initial slow start"
+    // (its ssthresh stays infinite), so the kernel never sees the stream as thin.
+    const tcp = 'sysctl -qw net.ipv4.tcp_thin_linear_timeouts=1 && (sysctl -qw net.ipv4.tcp_congestion_control=cubic || sysctl -qw net.ipv4.tcp_congestion_control=reno)';
     const rto = `rto_min ${this.opts.rtoMinMs}ms`;
     this.sh(client, `ip addr add ${ADDR.client}/24 dev eth0 && ip link set eth0 up && ip route add default via ${ADDR.outVip} ${rto} && ip route change 10.10.0.0/24 dev eth0 ${rto} && ${tcp}`);
     this.sh(server, `ip addr add ${ADDR.server}/24 dev eth0 && ip link set eth0 up && ip route add default via ${ADDR.inVip} ${rto} && ip route change 10.20.0.0/24 dev eth0 ${rto} && ${tcp}`);

@@ -96,6 +96,14 @@ export interface SecureStats {
   sessionsEstablished: number;
   keyReloads: number;
   keyReloadErrors: number;
+  /** Exceptions caught in the receive path (a bug or a throwing consumer); the datagram is dropped. */
+  receiveErrors: number;
+}
+
+interface SessionSlot {
+  key: SyncKey;
+  salt: Buffer;
+  k: Buffer;
 }
 
 type MessageCb = (datagram: Buffer, from: { address: string; port: number }) => void;
@@ -114,6 +122,7 @@ export class SecureChannel implements Channel {
   private readonly reloadCheckMs: number;
   private readonly epochBytes = Buffer.alloc(8);
   private readonly nonce = Buffer.alloc(12);
+  private readonly rxNonce = Buffer.alloc(12);
   private cb: MessageCb | null = null;
   private counter = 0;
   /** The peer epoch proven live (it sent us a datagram addressed to our epoch). */
@@ -123,6 +132,7 @@ export class SecureChannel implements Channel {
   private readonly superseded = new Set<bigint>();
   private readonly window = new ReplayWindow(REPLAY_WINDOW);
   private readonly sessionKeys = new Map<string, Buffer>();
+  private readonly lastKeys: [SessionSlot | null, SessionSlot | null] = [null, null];
   private queue: Buffer[] = [];
   private probeTimer: TimerHandle | null = null;
   private reloadTimer: TimerHandle | null = null;
@@ -133,7 +143,7 @@ export class SecureChannel implements Channel {
   private readonly counters: SecureStats = {
     rejectedPlaintext: 0, rejectedMalformed: 0, rejectedUnknownKey: 0, rejectedBadTag: 0, rejectedReplayed: 0,
     rejectedStaleEpoch: 0, rejectedReflected: 0, rejectedNotForSession: 0, queueDropped: 0, sealed: 0, opened: 0,
-    probesSent: 0, probesReceived: 0, sessionsEstablished: 0, keyReloads: 0, keyReloadErrors: 0,
+    probesSent: 0, probesReceived: 0, sessionsEstablished: 0, keyReloads: 0, keyReloadErrors: 0, receiveErrors: 0,
   };
 
   /** Loads the key file synchronously: a missing, malformed or group-readable file throws ConfigError here. */
@@ -252,6 +262,7 @@ export class SecureChannel implements Channel {
   setKeyring(ring: Keyring): void {
     this.ring = ring;
     this.sessionKeys.clear();
+    this.lastKeys[0] = this.lastKeys[1] = null;
     this.counters.keyReloads++;
   }
 
@@ -279,7 +290,7 @@ export class SecureChannel implements Channel {
     out.writeUInt32BE(Math.floor(ctr / 0x1_0000_0000), 18);
     out.writeUInt32BE(ctr >>> 0, 22);
     out.copy(this.nonce, 4, 18, 26);
-    const c = createCipheriv('aes-256-gcm', this.sessionKey(key, out), this.nonce, { authTagLength: SECURE_TAG_SIZE });
+    const c = createCipheriv('aes-256-gcm', this.sessionKey(key, out, 0), this.nonce, { authTagLength: SECURE_TAG_SIZE });
     c.setAAD(out.subarray(0, SECURE_HEADER_SIZE));
     let off = SECURE_HEADER_SIZE;
     off += c.update(plain).copy(out, off);
@@ -289,8 +300,13 @@ export class SecureChannel implements Channel {
     return out;
   }
 
-  /** HKDF of the shared key over both epochs in the header; cached per (key id, epochs). */
-  private sessionKey(key: SyncKey, header: Buffer): Buffer {
+  /**
+   * HKDF of the shared key over both epochs in the header; cached per (key id,
+   * epochs), with the last one used per direction (slot) checked first.
+   */
+  private sessionKey(key: SyncKey, header: Buffer, slot: 0 | 1): Buffer {
+    const last = this.lastKeys[slot];
+    if (last && last.key === key && header.compare(last.salt, 0, 16, 2, 18) === 0) return last.k;
     const salt = header.subarray(2, 18);
     const id = `${key.id}:${salt.toString('hex')}`;
     let k = this.sessionKeys.get(id);
@@ -299,6 +315,7 @@ export class SecureChannel implements Channel {
       k = Buffer.from(hkdfSync('sha256', key.key, salt, HKDF_INFO, 32));
       this.sessionKeys.set(id, k);
     }
+    this.lastKeys[slot] = { key, salt: Buffer.from(salt), k };
     return k;
   }
 
@@ -331,8 +348,10 @@ export class SecureChannel implements Channel {
     try {
       this.open_(d, from);
     } catch (e) {
-      // Nothing below should throw; if it does, the datagram is dropped, never the link.
-      this.reject('malformed', from, { err: (e as Error).message });
+      // Nothing below should throw (a consumer's exception included); if it does, the datagram is dropped, never the link.
+      this.counters.receiveErrors++;
+      this.rlog.error('secure-receive', { ifname: this.inner.ifname, peer: from.address, err: (e as Error).message },
+        'sync datagram handling failed');
     }
   }
 
@@ -350,11 +369,11 @@ export class SecureChannel implements Channel {
     const fresh = receiver === this.epoch;
     // The tag is checked before the replay window, so a forgery that reuses a
     // seen header counts as bad-tag, and only authentic repeats as replayed.
-    const nonce = Buffer.alloc(12);
+    const nonce = this.rxNonce;
     d.copy(nonce, 4, 18, 26);
     let plain: Buffer;
     try {
-      const dc = createDecipheriv('aes-256-gcm', this.sessionKey(key, d), nonce, { authTagLength: SECURE_TAG_SIZE });
+      const dc = createDecipheriv('aes-256-gcm', this.sessionKey(key, d, 1), nonce, { authTagLength: SECURE_TAG_SIZE });
       dc.setAAD(d.subarray(0, SECURE_HEADER_SIZE));
       dc.setAuthTag(d.subarray(d.length - SECURE_TAG_SIZE));
       const head = dc.update(d.subarray(SECURE_HEADER_SIZE, d.length - SECURE_TAG_SIZE));

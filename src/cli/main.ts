@@ -9,6 +9,7 @@ import { sendRequest } from '../control/client.js';
 import { CTL, encodeRequest } from '../control/codes.js';
 import { createLogger } from '../log/logger.js';
 import { Daemon } from '../daemon/daemon.js';
+import { startOps, type Ops } from '../daemon/ops.js';
 import { CtsyncError } from '../errors.js';
 
 /** A commit of a full table can take a few seconds; dumps of 250k entries too. */
@@ -94,9 +95,14 @@ async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promis
   const log = createLogger(config.general.logFile ? { file: config.general.logFile } : {});
   for (const w of warnings) log.warn({ file: w.file, line: w.line, keyword: w.keyword }, w.message);
   let daemon: Daemon;
+  let ops: Ops;
   try {
     daemon = new Daemon(config, { log });
     await daemon.start();
+    ops = await startOps(daemon, log).catch(async (e: unknown) => {
+      await daemon.stop();
+      throw e;
+    });
   } catch (e) {
     const msg = e instanceof CtsyncError ? e.message : (e as Error).stack ?? String(e);
     log.error({ err: e }, 'ctsync failed to start');
@@ -105,19 +111,25 @@ async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promis
     return 1;
   }
   return await new Promise<number>((resolve) => {
-    const shutdown = (): void => daemon.requestExit(0);
+    // STOPPING=1 and the not-ready track file before the daemon goes down.
+    const shutdown = (): void => void ops.stop().finally(() => daemon.requestExit(0));
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
     process.on('SIGHUP', () => {
+      ops.notifier?.reloading();
       const again = load(action.config);
       if (again) {
         daemon.reloadFilter(again.config);
         log.info('configuration reloaded (filters)');
       }
+      ops.notifier?.ready();
     });
     daemon.once('exit', (code) => {
-      log.flush?.();
-      resolve(code);
+      // KILL (-k) reaches here without shutdown(); ops.stop() is idempotent.
+      void ops.stop().finally(() => {
+        log.flush?.();
+        resolve(code);
+      });
     });
   });
 }

@@ -62,7 +62,7 @@ const PEER_KIND: Record<number, EventKind> = {
   [MSG.EXP_DEL]: EVENT.DESTROY,
 };
 
-export class Daemon extends EventEmitter<{ exit: [code: number] }> implements SyncHost, KernelEventHandler {
+export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report: CommitReport] }> implements SyncHost, KernelEventHandler {
   readonly config: CtsyncConfig;
   readonly log: Logger;
   readonly clock: Clock;
@@ -386,6 +386,7 @@ export class Daemon extends EventEmitter<{ exit: [code: number] }> implements Sy
       }
     }
     this.lastCommit = report;
+    this.emit('commit', report);
     this.log.info({ committed: report.committed, failed: report.failed, seconds: report.seconds, errors: report.errors },
       `Committed ${report.committed} new entries`);
     return report;

@@ -14,8 +14,7 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import { linkSnapshotFrom, syncSnapshotFrom, type Metrics, type MetricsSnapshot, type MetricsSource, noopMetrics } from '../metrics/types.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
 import { MetricsHttpServer } from '../metrics/http.js';
-import { ReadinessTracker, evaluateReadiness, peerUp, type VrrpTransition } from '../ops/readiness.js';
-import { NotifyFifoReader } from '../ops/readiness.js';
+import { NotifyFifoReader, ReadinessTracker, evaluateReadiness, peerUp, type VrrpTransition } from '../ops/readiness.js';
 import { SdNotifier, type SdNotifierOptions } from '../ops/systemd.js';
 
 /**
@@ -34,6 +33,8 @@ export interface OpsDaemon {
   lastCommit: CommitReport | null;
   linkReports(): Parameters<typeof linkSnapshotFrom>[0][];
   commit(): Promise<CommitReport>;
+  on(event: 'commit', fn: (report: CommitReport) => void): unknown;
+  off(event: 'commit', fn: (report: CommitReport) => void): unknown;
   serialize<T>(fn: () => Promise<T>): Promise<T>;
   cancelKernelPurge(): void;
   flushInternal(): number;
@@ -179,14 +180,9 @@ export async function startOps(daemon: OpsDaemon, log: Logger, opts: OpsOptions 
     prometheus = new PrometheusMetrics({ source, peerTimeoutMs, processMetrics: true });
     metrics = prometheus;
   }
-  // Every commit goes through daemon.commit() (control socket, notify, fifo): wrap it on this instance.
-  const origCommit = daemon.commit;
-  const wrapped = async function (this: OpsDaemon): Promise<CommitReport> {
-    const r = await origCommit.call(daemon);
-    metrics.observeCommit(r.seconds, r.committed);
-    return r;
-  };
-  (daemon as { commit: OpsDaemon['commit'] }).commit = wrapped;
+  // Every commit (control socket -c, `ctsync notify`, the FIFO) is reported by the daemon's 'commit' event.
+  const onCommit = (r: CommitReport): void => metrics.observeCommit(r.seconds, r.committed);
+  daemon.on('commit', onCommit);
 
   const readiness = x.readyFile || x.notifyFifo
     ? new ReadinessTracker({ source, peerTimeoutMs, ...(x.readyFile ? { trackFile: x.readyFile } : {}), clock, log, intervalMs: tickMs })
@@ -204,7 +200,7 @@ export async function startOps(daemon: OpsDaemon, log: Logger, opts: OpsOptions 
     fifo?.stop();
     readiness?.stop();
     if (http) await http.stop().catch(() => undefined);
-    if ((daemon as { commit: unknown }).commit === wrapped) (daemon as { commit: OpsDaemon['commit'] }).commit = origCommit;
+    daemon.off('commit', onCommit);
   };
 
   if (x.metrics) {

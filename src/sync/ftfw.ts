@@ -47,8 +47,18 @@ export class Ftfw extends SyncEngine implements SyncMode {
   /** The peer's messages currently carry HELLO (one restart = one such episode). */
   private peerSaysHello = false;
   private peerRestarts = 0;
+  /**
+   * clock.now() of the peer's last keep-alive, -1 before any. Idle FTFW peers
+   * keep each other alive with timer ACKs, not ALIVEs (spec §3.3), so both count.
+   */
+  lastAliveAt = -1;
   private rsOverflow = 0;
   private seqResets = 0;
+
+  /** Our HELLO was answered: the peer knows our sequence (readiness). */
+  get helloDone(): boolean {
+    return this.helloState === HELLO_DONE;
+  }
 
   constructor(opts: FtfwOptions) {
     super(opts);
@@ -235,6 +245,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
       const { from, to } = this.range(buf, off);
       if (seqBefore(to, from)) return RECV.BAD;
       this.acksRecv++;
+      this.lastAliveAt = this.clock.now();
       this.rsRelease(from, to);
       return RECV.CTL;
     }
@@ -249,7 +260,10 @@ export class Ftfw extends SyncEngine implements SyncMode {
       this.resyncRequested();
       return RECV.CTL;
     }
-    if (hdr.flags & FLAG.ALIVE) return RECV.CTL;
+    if (hdr.flags & FLAG.ALIVE) {
+      this.lastAliveAt = this.clock.now();
+      return RECV.CTL;
+    }
     return RECV.BAD;
   }
 

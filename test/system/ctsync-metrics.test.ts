@@ -7,16 +7,16 @@
 //
 // The HTTP endpoint binds 127.0.0.1 inside each namespace, so it is scraped
 // by a short `node -e fetch(...)` run inside that namespace.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, constants as fsc } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makePair, REPO_ROOT, type Pair, type SyncNode } from '../helpers/syncpair.js';
+import { makePair, type Pair, type SyncNode } from '../helpers/syncpair.js';
 import { waitFor, type Netns } from '../helpers/netns.js';
-import { injectBulk, tcpEntries } from '../helpers/bulk.js';
+import { injectBulk, kernelCount, tcpEntries } from '../helpers/bulk.js';
 
 const PORT = 9469;
-const MAIN_JS = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 interface Scrape { status: number; body: string }
 
@@ -44,41 +44,19 @@ function metrics(ns: Netns): string {
   return r.body;
 }
 
+/** Kernel entries of the generated flows (tcpEntries: towards 192.0.2.1) in `ns`; the scrapes' own 127.0.0.1 flows are not counted. */
+function generated(ns: Netns): number {
+  const r = ns.run('conntrack', ['-L', '-d', '192.0.2.1'], { allowFail: true, timeoutMs: 20_000 });
+  return r.stdout.split('\n').filter((l) => l.includes('dst=192.0.2.1 ')).length;
+}
+
 function cutSyncLink(ns: Netns, on: boolean): void {
   ns.run('iptables', [on ? '-I' : '-D', 'INPUT', '-p', 'udp', '--dport', '3780', '-j', 'DROP']);
 }
 
-/**
- * Until the lead wires startOps() into cli/main.ts, start the daemon through a
- * tiny launcher doing exactly what main.ts will do (Daemon.start, then
- * startOps; ops.stop() on SIGTERM). Once main.js has it, the real binary runs.
- */
-async function startNode(node: SyncNode, dir: string): Promise<void> {
-  if (readFileSync(MAIN_JS, 'utf8').includes('startOps')) return node.start({ CTSYNC_LOG_LEVEL: 'info' });
-  const launcher = join(dir, `launch-${node.ns.name}.mjs`);
-  const dist = join(REPO_ROOT, 'dist', 'src');
-  writeFileSync(launcher, `
-import { loadConfig } from '${dist}/config/index.js';
-import { createLogger } from '${dist}/log/logger.js';
-import { Daemon } from '${dist}/daemon/daemon.js';
-import { startOps } from '${dist}/daemon/ops.js';
-const { config } = loadConfig(process.argv[2]);
-const log = createLogger({ file: config.general.logFile, level: 'info' });
-const daemon = new Daemon(config, { log });
-await daemon.start();
-const ops = await startOps(daemon, log);
-const stop = async () => { await ops.stop(); await daemon.stop(); log.flush?.(); setTimeout(() => process.exit(0), 100); };
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
-`);
-  node.proc = node.lab.spawn(node.ns, process.execPath, [launcher, node.confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  node.output = '';
-  node.proc.stdout?.on('data', (d: Buffer) => { node.output += d.toString(); });
-  node.proc.stderr?.on('data', (d: Buffer) => { node.output += d.toString(); });
-  await waitFor(() => {
-    if (node.proc?.exitCode !== null) throw new Error(`launcher exited ${node.proc?.exitCode}: ${node.output}${node.log()}`);
-    return existsSync(node.socketPath) && node.cli(['-s'], true).status === 0;
-  }, `ctsync control socket in ${node.ns.name}`, 15_000, 100);
+/** The real binary, with the ops wiring (metrics, readiness, sd_notify) main.ts adds. */
+async function startNode(node: SyncNode, _dir: string, env: Record<string, string> = {}): Promise<void> {
+  await node.start({ CTSYNC_LOG_LEVEL: 'info', ...env });
 }
 
 describe('ctsync metrics, /readyz and the track file (ctsync pair in namespaces, kernel conntrack)', () => {
@@ -168,5 +146,69 @@ describe('ctsync metrics, /readyz and the track file (ctsync pair in namespaces,
     // --- stop: the track file goes back to not-ready.
     await b.stop();
     expect(readFileSync(readyB, 'utf8')).toBe('-253\n');
+  });
+
+  it('NotifyFifo: keepalived lines commit on MASTER and purge + resync on BACKUP, in-process', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ctsync-fifo-'));
+    const fifo = join(dir, 'notify.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const metricsOnly = `Ctsync {\n\tMetrics {\n\t\tAddress 127.0.0.1\n\t\tPort ${PORT}\n\t}\n}\n`;
+    pair = makePair('ctsync', 'ctsync', 'fifo', {
+      a: { tail: metricsOnly },
+      b: { tail: `Ctsync {\n\tMetrics {\n\t\tAddress 127.0.0.1\n\t\tPort ${PORT}\n\t}\n\tNotifyFifo ${fifo}\n}\n` },
+    });
+    const { fw1, fw2, a, b } = pair;
+    await startNode(a, dir);
+    await startNode(b, dir);
+    const n = 1_000;
+    expect(await injectBulk(fw1, tcpEntries(n))).toBe(n);
+    await waitFor(() => sample(metrics(fw2), 'ctsync_cache_entries{cache="external"}') === n, `${n} external entries on B`, 30_000, 250);
+    const before = await kernelCount(fw2);
+    expect(generated(fw2)).toBe(0);
+
+    // The namespace does not matter for a FIFO: it is a file both sides open.
+    const w = openSync(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK);
+    try {
+      writeSync(w, 'INSTANCE "VI_1" MASTER 100\n');
+      await waitFor(() => sample(metrics(fw2), 'ctsync_commit_duration_seconds_count') === 1, 'B committed once', 15_000, 250);
+      const mb = metrics(fw2);
+      expect(sample(mb, 'ctsync_commit_entries_total')).toBe(n);
+      expect(await kernelCount(fw2)).toBeGreaterThanOrEqual(before + n);
+      expect(generated(fw2)).toBe(n);
+      // MASTER flushed the caches and re-read the kernel: B's internal cache now holds the committed entries.
+      await waitFor(() => sample(metrics(fw2), 'ctsync_cache_entries{cache="internal"}') >= n, 'B internal cache repopulated', 10_000, 250);
+      expect(sample(metrics(fw2), 'ctsync_cache_entries{cache="external"}')).toBe(0);
+
+      writeSync(w, 'INSTANCE "VI_1" BACKUP 100\n');
+      // A resync request goes to A; pending until A's answer has settled.
+      await waitFor(() => sample(metrics(fw2), 'ctsync_resync_pending') === 1, 'B resync pending', 5_000, 100);
+      await waitFor(() => sample(metrics(fw2), 'ctsync_resync_pending') === 0, 'B resync settled', 20_000, 250);
+      await waitFor(() => sample(metrics(fw2), 'ctsync_cache_entries{cache="external"}') === n, 'B external refilled by the resync', 20_000, 250);
+      // PurgeTimeout 5: the kernel entries B committed are flushed.
+      await waitFor(() => generated(fw2) === 0, 'B kernel table purged of the committed entries', 15_000, 500);
+    } finally {
+      closeSync(w);
+    }
+    expect(b.log()).toContain('keepalived transition to MASTER handled');
+  });
+
+  it('General { Systemd on }: READY=1 after the initial dump, STATUS lines, STOPPING=1, through $NOTIFY_SOCKET', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ctsync-sdn-'));
+    const sock = join(dir, 'notify.sock');
+    pair = makePair('ctsync', 'ctsync', 'sdn', { b: { generalExtra: ['Systemd on'] } });
+    const { lab, a, b } = pair;
+    // socat prints every datagram it receives (Node cannot bind AF_UNIX datagram sockets); a filesystem socket
+    // is reachable from any network namespace.
+    const socat = lab.spawn(null, 'socat', ['-u', `UNIX-RECV:${sock}`, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let got = '';
+    socat.stdout!.on('data', (d: Buffer) => { got += d.toString(); });
+    await waitFor(() => existsSync(sock), 'socat NOTIFY_SOCKET', 5_000, 50);
+    await startNode(a, dir);
+    await startNode(b, dir, { NOTIFY_SOCKET: sock });
+    await waitFor(() => got.includes('READY=1'), 'READY=1', 10_000, 100);
+    expect(got).toMatch(/READY=1\nSTATUS=internal \d+, external \d+, peer (up|down), /);
+    await waitFor(() => /STATUS=internal \d+, external \d+, peer up, synced/.test(got), 'STATUS synced', 10_000, 100);
+    await b.stop();
+    await waitFor(() => got.includes('STOPPING=1'), 'STOPPING=1', 5_000, 100);
   });
 });

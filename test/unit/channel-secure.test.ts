@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { createFakePair, FakeChannel } from '../../src/channel/fake.js';
 import { parseKeyFile, loadKeyFile, type Keyring } from '../../src/channel/keyring.js';
 import {
@@ -214,6 +215,29 @@ describe('SecureChannel', () => {
     expect(p.b.sec.stats().rejectedPlaintext).toBe(1);
   });
 
+  it('logs a rejection once per interval per reason, naming the peer address and the reason', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => { lines.push(JSON.parse(l) as Record<string, unknown>); } });
+    const p = await pair({ b: { log } });
+    for (let i = 0; i < 5; i++) p.b.raw.deliver(plaintextHello(), '192.0.2.1');
+    p.b.raw.deliver(Buffer.from([SECURE_MAGIC, 1, 2]), '192.0.2.1');
+    expect(lines.map((l) => [l['peer'], l['reason']])).toEqual([['192.0.2.1', 'plaintext'], ['192.0.2.1', 'malformed']]);
+    p.clock.advance(5000);
+    p.b.raw.deliver(plaintextHello(), '192.0.2.1');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]!['suppressed']).toBe(4);
+  });
+
+  it('survives a throwing consumer', async () => {
+    const p = await pair();
+    p.b.sec.onMessage(() => { throw new Error('consumer bug'); });
+    p.a.sec.send(msg(1));
+    expect(p.b.sec.stats().receiveErrors).toBe(1);
+    p.b.sec.onMessage((d) => p.b.got.push(Buffer.from(d)));
+    p.a.sec.send(msg(2));
+    expect(p.b.got.map((d) => d.readUInt32BE(0))).toEqual([2]);
+  });
+
   it('never sets up a session with a wrong key or an unknown key id', async () => {
     for (const [other, field] of [[`1 ${K2}`, 'rejectedBadTag'], [`9 ${K1}`, 'rejectedUnknownKey']] as const) {
       const clock = new FakeClock();
@@ -298,6 +322,7 @@ describe('SecureChannel', () => {
       expect(() => p.b.raw.deliver(d, '192.0.2.1')).not.toThrow();
     }), { numRuns: 2000 });
     expect(p.b.got).toHaveLength(0);
+    expect(p.b.sec.stats().receiveErrors).toBe(0);
     p.a.sec.send(msg(1));
     expect(p.b.got).toHaveLength(1);
   });

@@ -90,7 +90,7 @@ describe.skipIf(!haveExamples)('Debian conntrackd 1.4.7 examples', () => {
       unix: { path: '/var/run/conntrackd.sock', backlog: 20 }, netlinkBufferSize: 262142,
       netlinkBufferSizeMaxGrowth: 655355, systemd: true,
     });
-    expect(warnings.map((w) => w.keyword).sort()).toEqual(['Backlog', 'HashSize', 'Stats', 'Systemd']);
+    expect(warnings.map((w) => w.keyword).sort()).toEqual(['Backlog', 'HashSize', 'Stats']);
   });
 });
 
@@ -126,7 +126,7 @@ describe.skipIf(!haveExamples)('Debian ftfw example with its commented options e
     expect(f.address!.ipv4.at(-1)).toMatchObject({ address: '192.168.0.0', prefix: 24 });
     expect(f.address!.ipv6).toMatchObject([{ address: '::1', prefix: 128 }]);
     expect(f.state).toMatchObject({ policy: 'accept', tcpStates: ['ESTABLISHED', 'CLOSE', 'TIME_WAIT', 'CLOSE_WAIT'] });
-    expect(warnings.map((w) => w.keyword).sort()).toEqual(['HashSize', 'PollSecs', 'Systemd']);
+    expect(warnings.map((w) => w.keyword).sort()).toEqual(['HashSize', 'PollSecs']);
   });
 });
 
@@ -147,9 +147,9 @@ describe('spec vectors config (node A)', () => {
     expect(config.general.filter!.address!.ipv4.map((e) => [e.address, e.prefix])).toEqual([
       ['127.0.0.1', 32], ['172.30.1.0', 24],
     ]);
-    expect(warnings.map((w) => [w.keyword, w.line])).toEqual([['Systemd', 21], ['HashSize', 22]]);
+    expect(warnings.map((w) => [w.keyword, w.line])).toEqual([['HashSize', 22]]);
     expect(config.ctsync).toEqual({ metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null,
-      acceptOnlyPeer: true, readyFile: null });
+      acceptOnlyPeer: true, readyFile: null, notifyFifo: null, peerTimeout: 5 });
   });
 
   it('the README text itself, <run> replaced, parses', () => {
@@ -195,11 +195,11 @@ describe('every keyword', () => {
     expect(config.ctsync).toEqual({
       metrics: { address: '::1', port: 9500 }, ignoreOwnAddresses: true, keyFile: null,
       tls: { caFile: '/etc/ctsync/ca.pem', certFile: '/etc/ctsync/cert.pem', keyFile: '/etc/ctsync/key.pem' },
-      acceptOnlyPeer: false, readyFile: '/run/ctsync/ready',
+      acceptOnlyPeer: false, readyFile: '/run/ctsync/ready', notifyFifo: null, peerTimeout: 5,
     });
     const kw = warnings.map((w) => `${w.keyword}@${w.line}`);
     // Deprecated mode alias, ignored keywords, RefreshTime/CacheTimeout outside ALARM.
-    expect(kw).toEqual(['Mode@4', 'Systemd@40', 'Nice@41', 'HashSize@42', 'Backlog@49', 'PollSecs@55',
+    expect(kw).toEqual(['Mode@4', 'Nice@41', 'HashSize@42', 'Backlog@49', 'PollSecs@55',
       'Scheduler@57', 'Helper@77', 'RefreshTime@12', 'CacheTimeout@13']);
   });
 

@@ -9,11 +9,16 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parser.js';
 import { startOps, type Ops, type OpsDaemon } from '../../src/daemon/ops.js';
+import { EventEmitter } from 'node:events';
 import type { CommitReport } from '../../src/daemon/commit.js';
 import type { SyncMode, SyncStats } from '../../src/sync/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { FakeClock, systemClock, type Clock } from '../../src/util/clock.js';
 import { PrometheusMetrics } from '../../src/metrics/prometheus.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
+
+// Compile-time: the real Daemon is what startOps() takes (`startOps(daemon, log)` in cli/main.ts).
+export const daemonIsOpsDaemon = (d: Daemon): OpsDaemon => d;
 
 const BASE = `Sync {
  Mode FTFW { ResendQueueSize 1000 }
@@ -32,7 +37,7 @@ function stats(over: Partial<SyncStats> = {}): SyncStats {
   };
 }
 
-class FakeDaemon implements OpsDaemon {
+class FakeDaemon extends EventEmitter<{ commit: [report: CommitReport] }> implements OpsDaemon {
   readonly calls: string[] = [];
   readonly startedAt: number;
   st = stats();
@@ -44,6 +49,7 @@ class FakeDaemon implements OpsDaemon {
   readonly sync: SyncMode;
 
   constructor(readonly config: ReturnType<typeof parseConfig>['config'], readonly clock: Clock) {
+    super();
     this.startedAt = clock.now();
     const self = this;
     this.sync = {
@@ -61,6 +67,7 @@ class FakeDaemon implements OpsDaemon {
   async commit(): Promise<CommitReport> {
     this.calls.push('commit');
     this.lastCommit = { committed: 42, failed: 0, seconds: 0.02, errors: {} };
+    this.emit('commit', this.lastCommit);
     return this.lastCommit;
   }
 
