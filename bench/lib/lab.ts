@@ -18,9 +18,13 @@ export const CTSYNC_BIN = join(REPO_ROOT, 'bin', 'ctsync.js');
 
 let counter = 0;
 const live = new Set<Lab>();
+/** Config/log directories of SyncNodes not yet removed. */
+const dirs = new Set<string>();
 
 export function cleanupAllSync(): void {
   for (const lab of live) lab.cleanupSync();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
 }
 process.on('exit', cleanupAllSync);
 
@@ -170,6 +174,7 @@ export class SyncNode {
 
   constructor(readonly lab: Lab, readonly ns: Netns, readonly kind: DaemonKind, cfg: NodeConfig) {
     this.dir = mkdtempSync(join(tmpdir(), `ctbench-${kind}-`));
+    dirs.add(this.dir);
     this.confPath = join(this.dir, 'node.conf');
     writeFileSync(this.confPath, renderConfig(cfg, this.dir));
   }
@@ -220,7 +225,10 @@ export class SyncNode {
     if (this.proc) await stopProc(this.proc);
   }
 
-  removeDir(): void { rmSync(this.dir, { recursive: true, force: true }); }
+  removeDir(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+    dirs.delete(this.dir);
+  }
 }
 
 export interface Pair {

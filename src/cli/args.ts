@@ -64,6 +64,8 @@ class ParseFailure extends Error {
 export function parseArgs(argv: string[]): CliAction {
   try {
     if (argv[0] === 'notify') return parseNotify(argv.slice(1));
+    // `ctsync -C file notify STATE`: the order keepalived configs naturally use.
+    if (argv[0] === '-C' && argv[2] === 'notify' && argv[1] !== undefined) return parseNotify([...argv.slice(3), '-C', argv[1]]);
     return parseCompat(argv);
   } catch (err) {
     if (err instanceof ParseFailure) return { mode: 'error', message: err.message, exitCode: 1, showUsage: err.showUsage };

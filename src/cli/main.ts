@@ -9,6 +9,7 @@ import { sendRequest } from '../control/client.js';
 import { CTL, encodeRequest } from '../control/codes.js';
 import { createLogger } from '../log/logger.js';
 import { Daemon } from '../daemon/daemon.js';
+import { SecureChannel } from '../channel/secure.js';
 import { startOps, type Ops } from '../daemon/ops.js';
 import { CtsyncError } from '../errors.js';
 
@@ -121,6 +122,13 @@ async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promis
       if (again) {
         daemon.reloadFilter(again.config);
         log.info('configuration reloaded (filters)');
+      }
+      if (daemon.channel instanceof SecureChannel) {
+        try {
+          daemon.channel.reloadKeys();
+        } catch (e) {
+          log.error({ err: e }, 'key file reload failed; old keys kept');
+        }
       }
       ops.notifier?.ready();
     });

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { CtsyncConfig } from '../config/index.js';
 import { createChannel, type Channel } from '../channel/index.js';
 import { MultiChannel } from '../channel/multi.js';
+import { SecureChannel } from '../channel/secure.js';
 import { ExternalCache } from '../cache/external.js';
 import { InternalCache, ORIGIN, type Origin } from '../cache/internal.js';
 import type { CacheObject } from '../cache/types.js';
@@ -133,7 +134,11 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
     this.internalExp = sync.expectationSync.enabled ? InternalCache.forExpectations(internalOpts) : null;
     this.external = new ExternalCache({ clock: this.clock, hashSize: config.general.hashSize, limit: config.general.hashLimit, onNoSpace });
 
-    this.channel = deps.channel ?? createChannel(linksFromConfig(config), { log: this.log, clock: this.clock });
+    const link = deps.channel ?? createChannel(linksFromConfig(config), { log: this.log, clock: this.clock });
+    // Ctsync { KeyFile }: every datagram sealed (AES-256-GCM); off by default so a conntrackd peer interoperates.
+    this.channel = config.ctsync.keyFile
+      ? new SecureChannel(link, { keyFile: config.ctsync.keyFile, log: this.log, clock: this.clock })
+      : link;
     this.table = deps.table ?? new NetlinkTable();
     this.events = deps.events ?? new NetlinkEvents({
       ...(config.general.netlinkBufferSize ? { bufferSize: config.general.netlinkBufferSize } : {}),
@@ -463,10 +468,15 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
     }
   }
 
-  /** Links for -s link: one per configured link. */
+  /** Links for -s link: one per configured link (the sealing layer's counters go with the active one). */
   linkReports(): { kind: Channel['kind']; ifname: string; status: ReturnType<Channel['status']>; active: boolean; stats: ReturnType<Channel['stats']> }[] {
-    if (this.channel instanceof MultiChannel) {
-      return this.channel.linkStats().map((l) => ({ kind: l.kind, ifname: l.ifname, status: l.status, active: l.role === 'ACTIVE', stats: l.stats }));
+    const sec = this.channel instanceof SecureChannel ? this.channel : null;
+    const ch = sec ? sec.inner : this.channel;
+    if (ch instanceof MultiChannel) {
+      return ch.linkStats().map((l) => ({
+        kind: l.kind, ifname: l.ifname, status: l.status, active: l.role === 'ACTIVE',
+        stats: l.role === 'ACTIVE' && sec ? { ...l.stats, ...sec.secureStats() } : l.stats,
+      }));
     }
     return [{ kind: this.channel.kind, ifname: this.channel.ifname, status: this.channel.status(), active: true, stats: this.channel.stats() }];
   }

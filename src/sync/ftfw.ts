@@ -30,8 +30,6 @@ const HELLO_SAY = 1;
 const HELLO_DONE = 2;
 
 const DATA_ONLY_FLAGS = FLAG.HELLO | FLAG.HELLO_BACK;
-/** How far behind our last accepted seq a HELLO is taken for a stale duplicate (see isStaleHello). */
-const STALE_HELLO_WINDOW = 4096;
 
 export class Ftfw extends SyncEngine implements SyncMode {
   readonly name = 'ftfw' as const;
@@ -46,6 +44,9 @@ export class Ftfw extends SyncEngine implements SyncMode {
   private sayHelloBack = false;
   /** The peer's messages currently carry HELLO (one restart = one such episode). */
   private peerSaysHello = false;
+  private helloRangeSet = false;
+  private helloFirst = 0;
+  private helloLast = 0;
   private peerRestarts = 0;
   /**
    * clock.now() of the peer's last keep-alive, -1 before any. Idle FTFW peers
@@ -149,7 +150,8 @@ export class Ftfw extends SyncEngine implements SyncMode {
       this.recvSeq.before++;
       return RECV.DROP;
     }
-    if (hello && !this.peerSaysHello) {
+    const episodeStart = hello && !this.peerSaysHello;
+    if (episodeStart) {
       // The first HELLO of a (re)started peer: its sequence starts afresh, so skip the check.
       this.peerSaysHello = true;
       this.peerRestarts++;
@@ -192,20 +194,30 @@ export class Ftfw extends SyncEngine implements SyncMode {
     if (ret === RECV.DATA || ret === RECV.CTL) {
       this.recvSeq.update(seq);
       this.guard?.accepted(seq);
+      if (hello) this.noteHello(seq, episodeStart);
     }
     return ret;
   }
 
   /**
-   * A HELLO whose seq lies just behind what we already accepted is a stale copy.
-   * A restarted peer seeds its counter with the current Unix time, which lands
-   * in this window only if it sent more messages than seconds passed during the
-   * restart; the stall guard re-adopts its sequence within seconds in that case.
+   * A HELLO inside the seq range of the peer's last HELLO episode is a stale
+   * copy (the link delayed or duplicated it past the episode's end), not a
+   * restart. A restarted peer seeds its counter with the current Unix time,
+   * which lands in that range only if it restarts within seconds of its
+   * previous start; the stall guard re-adopts its sequence quickly then.
    */
   private isStaleHello(seq: number): boolean {
-    if (!this.recvSeq.isSet) return false;
-    const behind = (this.recvSeq.last - seq) >>> 0;
-    return behind < STALE_HELLO_WINDOW;
+    return this.helloRangeSet && !seqBefore(seq, this.helloFirst) && !seqAfter(seq, this.helloLast);
+  }
+
+  /** Tracks the seq range of HELLO-flagged messages accepted in the current episode. */
+  private noteHello(seq: number, first: boolean): void {
+    if (first || !this.helloRangeSet) {
+      this.helloFirst = this.helloLast = seq;
+      this.helloRangeSet = true;
+    } else if (seqAfter(seq, this.helloLast)) {
+      this.helloLast = seq;
+    }
   }
 
   /** Step C of §3.4: digest, then account the message in the ack window. */

@@ -19,6 +19,21 @@ function sweep(): void {
   }
 }
 
+/**
+ * System tests skip when not root or a tool is missing, which is right on a
+ * laptop and wrong in CI: there a skip would hide a broken set-up, so fail.
+ */
+function requireEverythingInCI(): void {
+  if (process.env.CI !== 'true') return;
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) missing.push('root');
+  for (const tool of ['conntrack', 'conntrackd', 'keepalived', 'nft', 'iptables', 'ip', 'tcpdump', 'socat']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) missing.push(tool);
+  }
+  if (missing.length) throw new Error(`CI must run every system test; missing: ${missing.join(', ')}`);
+}
+
 export default function setup(): () => void {
+  requireEverythingInCI();
   return sweep;
 }

@@ -186,7 +186,8 @@ describe.skipIf(!isRoot)('secure sync link against an attacker on the segment (s
       await waitFor(() => externalLines(l.b, 'dst=192.0.2.1 ').length === 200, '200 entries on fw2', 30_000, 250);
     });
     expect(recorded.length).toBeGreaterThan(0);
-    for (const d of recorded) expect(d[0]).toBe(SECURE_MAGIC); // every datagram fw1 sends is sealed
+    // Every datagram fw1 sends is sealed (fails here if the daemon does not wrap its channel when KeyFile is set).
+    for (const d of recorded) expect(d[0], 'first byte of a datagram from fw1').toBe(SECURE_MAGIC);
     const data = recorded.filter((d) => d.length > 200);
     expect(data.length).toBeGreaterThan(0);
 

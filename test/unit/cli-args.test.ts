@@ -172,3 +172,11 @@ describe('parseArgs: notify subcommand', () => {
     expect(parseArgs(['notify', 'master', 'extra'])).toMatchObject({ mode: 'error', exitCode: 1 });
   });
 });
+
+describe('notify with the config first', () => {
+  it('ctsync -C file notify master is the same as ctsync notify master -C file', async () => {
+    const { parseArgs } = await import('../../src/cli/args.js');
+    expect(parseArgs(['-C', '/etc/x.conf', 'notify', 'master'])).toEqual(parseArgs(['notify', 'master', '-C', '/etc/x.conf']));
+    expect(parseArgs(['-C', '/etc/x.conf', 'notify', 'MASTER'])).toMatchObject({ mode: 'notify', config: '/etc/x.conf', state: 'master' });
+  });
+});

@@ -624,3 +624,20 @@ describe('ftfw: a burst sent while the HELLO handshake is still under way, on a 
     expect(dropNack).toBe(false);
   });
 });
+
+describe('ftfw: a peer restarted quickly is taken for a restart, not for a stale HELLO copy', () => {
+  it('a restarted peer whose new seq lies just behind its old one gets its RESYNC answered at once', () => {
+    const p = handshake();
+    const { a, b, clock } = p;
+    for (let id = 1; id <= 50; id++) a.create(id, 1);
+    clock.advance(5_000);
+    // Restart A: its counter starts again at the current Unix time, behind where it was.
+    a.engine.stop();
+    a.engine = new Ftfw({ host: a, clock, schedule: clockScheduler(clock), codec: fakeCodec(), startupResync: true });
+    a.engine.start();
+    clock.advance(500);
+    expect(b.resyncRequests).toBe(1);
+    expect(st(b).peerRestarts).toBe(2);
+    expect(st(b).seqResets).toBe(0);
+  });
+});
