@@ -93,7 +93,10 @@ async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promis
     closeSync(devnull);
     return 0;
   }
-  const log = createLogger(config.general.logFile ? { file: config.general.logFile } : {});
+  const log = createLogger({
+    ...(config.general.logFile ? { file: config.general.logFile } : {}),
+    ...(config.general.syslog ? { syslog: config.general.syslog } : {}),
+  });
   for (const w of warnings) log.warn({ file: w.file, line: w.line, keyword: w.keyword }, w.message);
   let daemon: Daemon;
   let ops: Ops;

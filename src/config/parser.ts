@@ -657,6 +657,7 @@ class Parser {
       ReadyFile: (k) => { x.readyFile = this.path(k); },
       NotifyFifo: (k) => { x.notifyFifo = this.path(k); },
       PeerTimeout: (k) => { x.peerTimeout = this.number(k, 1, 3600); },
+      ReconcileInterval: (k) => { x.reconcileInterval = this.number(k, 0, 86400); },
     });
   }
 }

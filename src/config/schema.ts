@@ -131,6 +131,8 @@ export interface CtsyncExtensions {
   notifyFifo: string | null;
   /** Seconds without any message from the peer before it counts as down (peer_up, /readyz, track file). */
   peerTimeout: number;
+  /** Seconds between periodic dump-and-reconcile runs of the internal cache; 0 = off. */
+  reconcileInterval: number;
 }
 
 export interface CtsyncConfig {
@@ -165,6 +167,7 @@ export const DEFAULTS = {
   metricsAddress: '127.0.0.1',
   metricsPort: 9469,
   peerTimeout: 5,
+  reconcileInterval: 300,
   maxLinks: 4,
 } as const;
 
@@ -205,7 +208,7 @@ export function defaultGeneral(): GeneralConfig {
 
 export function defaultCtsync(): CtsyncExtensions {
   return { metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null, acceptOnlyPeer: true, readyFile: null,
-    notifyFifo: null, peerTimeout: DEFAULTS.peerTimeout };
+    notifyFifo: null, peerTimeout: DEFAULTS.peerTimeout, reconcileInterval: DEFAULTS.reconcileInterval };
 }
 
 /** Facts about where things were in the file, for whole-file checks. */

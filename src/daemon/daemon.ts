@@ -94,6 +94,7 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
   private lastReconcileAt = -Infinity;
   private reconciling: Promise<void> | null = null;
   private purgeTimer: TimerHandle | null = null;
+  private periodicTimer: TimerHandle | null = null;
   /** Serialises commit, flush and resync commands: one at a time, in arrival order. */
   private opChain: Promise<unknown> = Promise.resolve();
   private injectQueue: { kind: EventKind; ct: Conntrack }[] = [];
@@ -186,6 +187,10 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
       this.events.start(this);
       await this.populateFromKernel();
       this.initialDumpDone = true;
+      // Events can be lost without an overrun (a listener-less moment, NetlinkEventsReliable off):
+      // a periodic dump-and-reconcile bounds how long the internal cache can stay wrong.
+      const every = this.config.ctsync.reconcileInterval;
+      if (every > 0) this.periodicTimer = this.clock.setInterval(() => void this.reconcile(), every * 1000);
       this.log.info({ mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname }, 'ctsync started');
     } catch (e) {
       await this.stop();
@@ -198,6 +203,7 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
     this.stopped = true;
     this.reconcileTimer?.cancel();
     this.purgeTimer?.cancel();
+    this.periodicTimer?.cancel();
     try { this.sync?.stop(); } catch { /* best effort on the way down */ }
     try { await this.channel.close(); } catch { /* idem */ }
     try { this.events.stop(); } catch { /* idem */ }

@@ -1,6 +1,7 @@
 // Structured logs through pino. Quiet by default ('warn'); a repeated line is
 // rate-limited per key so a hostile or broken peer cannot flood the log.
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
+import { SyslogStream } from './syslog.js';
 
 export type { Logger };
 
@@ -10,12 +11,17 @@ export interface LoggerOptions {
   file?: string;
   name?: string;
   destination?: DestinationStream;
+  /** A syslog facility (General { Syslog }): lines go there too. */
+  syslog?: string;
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? (process.env.CTSYNC_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
   const dest = opts.destination ?? (opts.file ? pino.destination({ dest: opts.file, mkdir: true, sync: false }) : pino.destination(1));
-  return pino({ name: opts.name ?? 'ctsync', level, base: { pid: process.pid } }, dest);
+  const out = opts.syslog
+    ? pino.multistream([{ stream: dest, level: 'trace' }, { stream: new SyslogStream({ facility: opts.syslog }), level: 'trace' }])
+    : dest;
+  return pino({ name: opts.name ?? 'ctsync', level, base: { pid: process.pid } }, out);
 }
 
 /** A logger that writes nothing: the default for library code and tests. */

@@ -88,7 +88,7 @@ function flow(sport: number, src = '10.99.0.2', extra: Partial<Conntrack> = {}):
   };
 }
 
-function config(dir: string, name: string, modeExtra = ''): string {
+function config(dir: string, name: string, modeExtra = '', tail = ''): string {
   return `Sync {
   Mode FTFW {
     ${modeExtra}
@@ -100,13 +100,13 @@ General {
   UNIX { Path ${dir}/${name}.ctl }
   Filter From Userspace { Address Ignore { IPv4_address 127.0.0.1 IPv4_address 10.66.0.0/16 } }
 }
-`;
+${tail}`;
 }
 
 interface Node { d: Daemon; table: FakeTable; events: FakeEvents }
 
 const until = async (cond: () => boolean, what: string): Promise<void> => {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 300; i++) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -117,16 +117,16 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
   let dir = '';
   let nodes: Node[] = [];
 
-  async function pair(modeExtraB = ''): Promise<[Node, Node]> {
+  async function pair(modeExtraB = '', tailA = ''): Promise<[Node, Node]> {
     dir = mkdtempSync(join(tmpdir(), 'ctsync-daemon-'));
     const [ca, cb] = createFakePair();
-    const mk = (name: string, ch: typeof ca, extra: string): Node => {
-      const { config: cfg } = parseConfig(config(dir, name, extra), `${name}.conf`);
+    const mk = (name: string, ch: typeof ca, extra: string, tail = ''): Node => {
+      const { config: cfg } = parseConfig(config(dir, name, extra, tail), `${name}.conf`);
       const table = new FakeTable();
       const events = new FakeEvents();
       return { d: new Daemon(cfg, { log: silentLogger, table, events, channel: ch }), table, events };
     };
-    const a = mk('a', ca, '');
+    const a = mk('a', ca, '', tailA);
     const b = mk('b', cb, modeExtraB);
     await a.d.start();
     await b.d.start();
@@ -209,4 +209,12 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
     expect(a.d.bulkSend()).toBe(50);
     await until(() => b.d.external.ctSize === 50, 'B refilled');
   });
+
+  it('reconciles periodically (Ctsync { ReconcileInterval }): a change no event reported reaches the peer', async () => {
+    const [a, b] = await pair('', 'Ctsync { ReconcileInterval 1 }');
+    // An entry the kernel has but no event ever announced (e.g. created before anyone listened).
+    a.table.rows.set(keyOf(flow(7000)), flow(7000));
+    await until(() => b.d.external.ctSize === 1, 'periodic reconcile replicated the silent entry');
+    expect(a.d.kernel.resyncWithKernel).toBeGreaterThanOrEqual(2);
+  }, 10_000);
 });
