@@ -137,15 +137,17 @@ async function replicate(kind: DaemonKind, n: number): Promise<ReplResult> {
       const cpuB = cpuSeconds(p.b.pid) - cpuB0;
       const convergeS = w.atMs === null ? null : (w.atMs - t0) / 1000;
       const lost = n - Math.min(n, w.count);
+      // Per event that actually reached fw2 (a lossy run must not look cheaper).
+      const replicated = Math.max(1, n - lost);
       return {
         convergeS,
         eventsPerS: convergeS === null ? null : n / convergeS,
         lost,
         tailMs: w.atMs === null ? null : w.atMs - tCreated,
         createS: (tCreated - t0) / 1000,
-        cpuSendUs: (cpuA / n) * 1e6,
-        cpuRecvUs: (Math.max(0, cpuB - w.polls * statsCostS) / n) * 1e6,
-        cpuRecvRawUs: (cpuB / n) * 1e6,
+        cpuSendUs: (cpuA / replicated) * 1e6,
+        cpuRecvUs: (Math.max(0, cpuB - w.polls * statsCostS) / replicated) * 1e6,
+        cpuRecvRawUs: (cpuB / replicated) * 1e6,
         statsCostMs: statsCostS * 1000,
         polls: w.polls,
         rssSendMiB: peakRssMiB(p.a.pid),
@@ -423,9 +425,9 @@ async function main(): Promise<void> {
       rows.push({ workload: `Replicate ${tag}: entries lost`, values: pick(r, (x) => x.lost), unit: '', digits: 0, better: 'lower', target: { text: '0', ok: (c) => c === 0 } });
       rows.push({ workload: `Replicate ${tag}: last create → converged`, values: pick(r, (x) => x.tailMs), unit: 'ms', digits: 0, better: 'lower' });
       rows.push({ workload: `Replicate ${tag}: kernel create time (bench, for reference)`, values: pick(r, (x) => x.createS), unit: 's', digits: 2, better: null });
-      rows.push({ workload: `CPU ${tag}: sender daemon per event`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
-      rows.push({ workload: `CPU ${tag}: receiver daemon per event (minus the STATS polls)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
-      rows.push({ workload: `CPU ${tag}: sender+receiver per event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
+      rows.push({ workload: `CPU ${tag}: sender daemon per replicated event`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
+      rows.push({ workload: `CPU ${tag}: receiver daemon per replicated event (minus the STATS polls)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
+      rows.push({ workload: `CPU ${tag}: sender+receiver per replicated event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
       const rssTarget = n === 100_000 ? { text: '≤ 2×', ok: LE(2) } : undefined;
       rows.push({ workload: `Peak RSS ${tag}: sender (VmHWM)`, values: pick(r, (x) => x.rssSendMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });
       rows.push({ workload: `Peak RSS ${tag}: receiver (VmHWM)`, values: pick(r, (x) => x.rssRecvMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });

@@ -11,7 +11,7 @@ import type { Channel, LinkStatus } from './types.js';
 import type { ChannelDeps, LinkConfig } from './index.js';
 import { sysfsLinks, type LinkReader } from './link.js';
 import { bindToDevice, loadSockoptBinding, setIntOpt, socketFd, SO_RCVBUFFORCE, SO_SNDBUFFORCE, type SockoptBinding } from './sockopt.js';
-import { isV6Config, newCounters, normalizeAddress, scoped, sourceFilter, type ChannelCounters } from './udp.js';
+import { isV6Config, newCounters, normalizeAddress, scoped, sourceFilter, type ChannelCounters } from './udp-util.js';
 import { ChannelError } from '../errors.js';
 import { RateLimitedLog, silentLogger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
