@@ -17,14 +17,20 @@ export interface RunOpts { allowFail?: boolean; timeoutMs?: number; input?: stri
 export function run(cmd: string, args: string[], opts?: RunOpts): RunResult;
 export function sleep(ms: number): Promise<void>;
 export function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs?: number, stepMs?: number): Promise<T>;
-export function ctsyncConfig(i: 0 | 1, dir: string): string;
-export function keepalivedConfig(i: 0 | 1, opts: { notify: string; advertInt?: number }): string;
+export function ctsyncConfig(i: 0 | 1, dir: string, opts?: { readyFile?: string; peerTimeout?: number }): string;
+export function keepalivedConfig(i: 0 | 1, opts: { notify: string; advertInt?: number; trackFile?: string }): string;
 
 export interface TopologyOptions {
   tag?: string;
   advertInt?: number;
   ctsync?: boolean;
   rtoMinMs?: number;
+  /** ctsync writes Ctsync { ReadyFile } to readyFilePath(i). */
+  readyFile?: boolean;
+  /** Ctsync { PeerTimeout } (s), with readyFile. */
+  peerTimeout?: number;
+  /** keepalived tracks readyFilePath(i) as a track_file (weight 1, init_file -253). */
+  trackFile?: boolean;
   log?: (line: string) => void;
 }
 
@@ -48,6 +54,9 @@ export class HaTopology {
   writeConfigs(): void;
   confPath(i: Fw): string;
   socketPath(i: Fw): string;
+  readyFilePath(i: Fw): string;
+  readyValue(i: Fw): string | null;
+  stopCtsync(i: Fw): Promise<void>;
   ctsync(i: Fw, args: string[], allowFail?: boolean): RunResult;
   startCtsync(i: Fw): Promise<void>;
   startKeepalived(i: Fw): ChildProcess;

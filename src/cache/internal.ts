@@ -183,9 +183,14 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
    * state differs are updated (ALIVE), each reported once. Unchanged entries
    * are not reported unless `reportAll` (conntrackd's resync re-sends every
    * dumped entry). `entries` must already be filtered by the daemon.
+   *
+   * `since` is the clock time the dump started. The dump is read while events
+   * keep arriving, so an object an event touched at or after `since` knows
+   * more than the dump: it is neither overwritten, revived nor deleted.
    */
-  reconcile(entries: Iterable<T>, opts: { reportAll?: boolean } = {}): ReconcileResult {
+  reconcile(entries: Iterable<T>, opts: { reportAll?: boolean; since?: number } = {}): ReconcileResult {
     const reportAll = opts.reportAll === true;
+    const since = opts.since ?? Infinity;
     const res: ReconcileResult = { created: 0, updated: 0, unchanged: 0, deleted: 0, failed: 0 };
     const epoch = ++this.epoch;
     const now = this.clock.now();
@@ -205,6 +210,10 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
       } else if (e.epoch === epoch) {
         // The same flow twice in one dump: the later snapshot wins, already reported.
         this.vops.merge(e.value, v);
+      } else if (e.lastUpdate >= since) {
+        // An event newer than the dump already brought this object up to date (or killed it).
+        e.epoch = epoch;
+        res.unchanged++;
       } else if (e.state === OBJ_STATE.DEAD || this.isOtherFlow(e.value, v)) {
         dropCachePin(e);
         t.revive(e, v, now);
@@ -227,7 +236,7 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
     }
     for (let e = t.first(); e !== null;) {
       const next = e.lnext;
-      if (e.linked && e.epoch !== epoch && e.state !== OBJ_STATE.DEAD) {
+      if (e.linked && e.epoch !== epoch && e.state !== OBJ_STATE.DEAD && e.lastUpdate < since) {
         this.kill(e, true);
         res.deleted++;
       }

@@ -51,6 +51,9 @@ export interface KernelCounters {
   injectFailed: number;
 }
 
+/** Smallest event-socket receive buffer (see the constructor). */
+const EVENT_BUFFER_FLOOR = 64 * 1024 * 1024;
+
 /** Minimum time between two dump-and-reconcile runs caused by overruns. */
 const OVERRUN_RECONCILE_MIN_MS = 1000;
 
@@ -141,9 +144,13 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
       ? new SecureChannel(link, { keyFile: config.ctsync.keyFile, log: this.log, clock: this.clock })
       : link;
     this.table = deps.table ?? new NetlinkTable();
+    // A JS reader pauses (GC, a large commit or dump) where conntrackd's C loop does not, so the
+    // event socket starts with at least EVENT_BUFFER_FLOOR of headroom: kernel memory is only used
+    // while a backlog exists. NetlinkBufferSize can raise it, not lower it below the floor.
+    const bufferSize = Math.max(config.general.netlinkBufferSize ?? 0, EVENT_BUFFER_FLOOR);
     this.events = deps.events ?? new NetlinkEvents({
-      ...(config.general.netlinkBufferSize ? { bufferSize: config.general.netlinkBufferSize } : {}),
-      ...(config.general.netlinkBufferSizeMaxGrowth ? { maxBufferSize: config.general.netlinkBufferSizeMaxGrowth } : {}),
+      bufferSize,
+      maxBufferSize: Math.max(config.general.netlinkBufferSizeMaxGrowth ?? 0, bufferSize),
       expectations: sync.expectationSync.enabled,
       reliable: config.general.netlinkEventsReliable,
     });
@@ -311,8 +318,10 @@ export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report
     this.reconciling = (async () => {
       this.lastReconcileAt = this.clock.now();
       try {
+        // Events keep flowing while the dump is read: objects they touch from here on are newer than it.
+        const since = this.clock.now();
         const entries = (await this.table.dump()).filter((ct) => this.filter.accepts(ct));
-        const r = this.internal.reconcile(entries);
+        const r = this.internal.reconcile(entries, { since });
         this.kernel.resyncWithKernel++;
         this.log.info({ ...r }, 'internal cache reconciled with the kernel table');
       } catch (e) {

@@ -9,6 +9,7 @@
 // removed first, and host.release(obj) is called only if the object is DEAD,
 // so a host may free a DEAD object whose pins reached 0 (the internal cache
 // takes and drops its own pin for DEAD objects the same way).
+import { NO_SPACE } from '../wire/attrs.js';
 import type { CacheObject } from '../cache/types.js';
 import { OBJ_STATE } from '../cache/types.js';
 import { WireError } from '../errors.js';
@@ -250,7 +251,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     const seq = this.seq.peek();
     if (it.kind === 'obj') return this.codec.encode(buf, off, limit, msgTypeOf(it.obj), this.curFlags, seq, it.obj);
     const len = hasAckExtension(MSG.CTL, this.curFlags) ? ACK_SIZE : HEADER_SIZE;
-    if (off + len > limit) throw new WireError('CTSYNC_ERR_WIRE_ENCODE', 'no space for control message', 'no-space');
+    if (off + len > limit) throw NO_SPACE;
     if (len === ACK_SIZE) return writeAck(buf, off, this.curFlags, seq, it.from, it.to);
     writeHeader(buf, off, MSG.CTL, this.curFlags, HEADER_SIZE, seq);
     return HEADER_SIZE;

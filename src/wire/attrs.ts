@@ -162,9 +162,15 @@ export const NTA_LABELS_MAX_PAYLOAD = 1024;
 // buf[p] and returns the offset after it. They check `limit` themselves so a
 // full buffer is a WireError, never a RangeError from Buffer.
 
-export function noSpace(need: number, limit: number): WireError {
-  return new WireError('CTSYNC_ERR_WIRE_ENCODE', `message does not fit: needs ${need} bytes, limit ${limit}`,
-    'no-space', { need, limit });
+/**
+ * "Does not fit" is routine control flow (every full datagram ends with one),
+ * so it is one shared error: no allocation and no stack capture per datagram.
+ * Callers that need the sizes have them at hand.
+ */
+export const NO_SPACE: WireError = new WireError('CTSYNC_ERR_WIRE_ENCODE', 'message does not fit before the limit', 'no-space');
+
+export function noSpace(_need: number, _limit: number): WireError {
+  return NO_SPACE;
 }
 
 function room(p: number, total: number, limit: number): void {
