@@ -6,7 +6,16 @@
 // the socket is backed up) wait in an error queue of ErrorQueueLength entries
 // and go out when the connection returns; beyond that they are dropped and
 // counted.
+//
+// With `tls` in the link config (Ctsync { TLS { ... } }) both directions run
+// mutual TLS 1.3 (see tls.ts): the listener stays a plain TCP server (so the
+// source filter, SO_BINDTODEVICE and the receive buffer apply before any TLS
+// work) and hands each accepted socket to a non-listening tls.Server; the
+// client side is a tls.connect. A connection counts as up only once its
+// handshake and the peer identity check have passed. Everything else (one
+// peer, reconnect rate, error queue, reassembly, maxDatagram) is unchanged.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Channel, LinkStatus } from './types.js';
 import type { ChannelDeps, LinkConfig } from './index.js';
 import { sysfsLinks, type LinkReader } from './link.js';
@@ -15,6 +24,9 @@ import { isV6Config, newCounters, normalizeAddress, scoped, sourceFilter, type C
 import { ChannelError } from '../errors.js';
 import { RateLimitedLog, silentLogger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import {
+  TLS_HANDSHAKE_TIMEOUT_MS, TLS_MAX_PENDING, checkPeerIdentity, classifyTlsError, loadTls, type TlsFiles, type TlsMaterial,
+} from './tls.js';
 
 const HEADER = 8;
 const MAX_MESSAGE = 0xffff;
@@ -94,7 +106,14 @@ export interface TcpCounters extends ChannelCounters {
   errorQueue: number;
   connected: boolean;
   peerConnected: boolean;
+  /** TLS links only: handshakes that failed, either direction (plaintext peers, timeouts, rejected certificates). */
+  tlsHandshakeFailures?: number;
+  /** TLS links only: the subset where the peer's certificate was missing, untrusted, expired or named another address. */
+  tlsRejectedPeers?: number;
 }
+
+/** A TCP link's config: `tls` turns on mutual TLS (the files of Ctsync { TLS { ... } }). */
+export type TcpLinkConfig = LinkConfig & { tls?: TlsFiles | null };
 
 type MessageCb = (datagram: Buffer, from: { address: string; port: number }) => void;
 
@@ -122,12 +141,20 @@ export class TcpChannel implements Channel {
   private closing = false;
   private cb: MessageCb | null = null;
   private readonly reasm = new StreamReassembler((d) => this.deliver(d), (len) => this.corrupt(len));
+  // TLS state (null / unused on a plain link).
+  private tlsMat: TlsMaterial | null = null;
+  private tlsServer: tls.Server | null = null;
+  private readonly handshaking = new Set<net.Socket>();
+  private readonly tlsCounters = { tlsHandshakeFailures: 0, tlsRejectedPeers: 0 };
+  /** The identity the peer's certificate must carry: the configured destination. */
+  private readonly peerIdentity: string;
 
-  constructor(private readonly cfg: LinkConfig, private readonly deps: ChannelDeps = {}) {
+  constructor(private readonly cfg: TcpLinkConfig, private readonly deps: ChannelDeps = {}) {
     this.ifname = cfg.interface;
     if (!cfg.destination) throw new ChannelError('TCP link: destination address is mandatory', { ifname: cfg.interface });
     this.v6 = isV6Config(cfg);
     this.dest = scoped(cfg.destination, cfg.interface);
+    this.peerIdentity = cfg.destination;
     this.allow = sourceFilter(cfg.acceptFrom, cfg.destination);
     this.links = deps.links ?? sysfsLinks;
     this.clock = deps.clock ?? systemClock;
@@ -141,6 +168,8 @@ export class TcpChannel implements Channel {
     const { mtu } = this.links.info(this.ifname);
     this.maxDatagram = mtu - (this.v6 ? TCP6_OVERHEAD : TCP4_OVERHEAD) - 1;
     this.so = await (this.deps.sockopt ?? loadSockoptBinding)();
+    // Files are (re)read at every open: a close/open picks up renewed certificates. Errors name the file.
+    if (this.cfg.tls) this.setupTls(loadTls(this.cfg.tls));
     const server = net.createServer((s) => this.accept(s));
     const host = scoped(this.v6 ? this.cfg.ipv6Address ?? '::' : this.cfg.ipv4Address ?? '0.0.0.0', this.ifname);
     try {
@@ -185,13 +214,16 @@ export class TcpChannel implements Channel {
     this.peer?.destroy();
     this.client = this.peer = null;
     this.connected = false;
+    for (const s of this.handshaking) s.destroy();
+    this.handshaking.clear();
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
 
   stats(): TcpCounters {
-    return { ...this.counters, errorQueue: this.errq.length, connected: this.connected, peerConnected: this.peer !== null };
+    const base = { ...this.counters, errorQueue: this.errq.length, connected: this.connected, peerConnected: this.peer !== null };
+    return this.cfg.tls ? { ...base, ...this.tlsCounters } : base;
   }
 
   status(): LinkStatus {
@@ -230,10 +262,53 @@ export class TcpChannel implements Channel {
     if (this.closing || this.client) return;
     this.lastAttempt = this.clock.now();
     const local = this.v6 ? this.cfg.ipv6Address : this.cfg.ipv4Address;
-    const c = net.connect({ host: this.dest, port: this.cfg.port, ...(local ? { localAddress: scoped(local, this.ifname) } : {}) });
+    const opts = { host: this.dest, port: this.cfg.port, ...(local ? { localAddress: scoped(local, this.ifname) } : {}) };
+    if (this.tlsMat) return this.connectTls(opts, this.tlsMat);
+    const c = net.connect(opts);
     this.client = c;
     c.on('connect', () => {
       this.connected = true;
+      this.socketUp(c);
+      this.flushQueue();
+    });
+    this.clientEvents(c);
+  }
+
+  /** Client side over TLS: the TCP connection is tuned at 'connect', used from 'secureConnect' on. */
+  private connectTls(opts: net.TcpNetConnectOpts, mat: TlsMaterial): void {
+    let tcpUp = false;
+    let secure = false;
+    const c = tls.connect({
+      ...opts,
+      secureContext: mat.context,
+      minVersion: 'TLSv1.3',
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host, cert) => checkPeerIdentity(this.peerIdentity, cert),
+    });
+    this.client = c;
+    c.on('connect', () => {
+      tcpUp = true;
+      this.socketUp(c);
+    });
+    c.on('secureConnect', () => {
+      secure = true;
+      this.connected = true;
+      this.flushQueue();
+    });
+    c.on('error', (err: Error & { code?: string }) => {
+      // A failure during the handshake, or the server's alert right after it (TLS 1.3: the client
+      // finishes first, the server verifies our certificate afterwards).
+      if ((tcpUp && !secure) || (secure && /^ERR_SSL_.*ALERT/.test(err.code ?? ''))) {
+        this.tlsFailed('tls-connect', this.cfg.destination ?? '', classifyTlsError(err, secure ? null : c.authorizationError),
+          secure ? 'TLS peer refused our certificate' : 'TLS handshake with the sync peer failed');
+      }
+    });
+    this.clientEvents(c);
+  }
+
+  /** Socket options once the TCP connection is up (both modes). */
+  private socketUp(c: net.Socket): void {
+    {
       c.setKeepAlive(true);
       c.setNoDelay(true);
       try {
@@ -241,8 +316,10 @@ export class TcpChannel implements Channel {
       } catch (e) {
         this.rlog.warn('tcp-sndbuf', { ifname: this.ifname, err: (e as Error).message }, 'cannot set send buffer');
       }
-      this.flushQueue();
-    });
+    }
+  }
+
+  private clientEvents(c: net.Socket): void {
     c.on('drain', () => this.flushQueue());
     // The peer never writes on this connection; reading keeps the socket from stalling if it did.
     c.on('data', () => {});

@@ -52,6 +52,8 @@ export class CommandHandler {
       case CTL.ALL_COMMIT:
       case CTL.EXP_COMMIT: {
         const r = await d.serialize(() => d.commit());
+        // A commit is what a node does when it becomes master (primary-backup.sh, ctsync notify).
+        d.emit('role', 'master');
         reply.write(ctx.json
           ? `${JSON.stringify({ committed: r.committed, failed: r.failed, seconds: r.seconds, errors: r.errors })}\n`
           : `committed ${r.committed} entries in ${r.seconds.toFixed(3)} s${r.failed ? ` (${r.failed} failed)` : ''}\n`);
@@ -91,9 +93,12 @@ export class CommandHandler {
         return;
       case CTL.REQUEST_DUMP:
         d.sync.requestResync();
+        d.emit('resync-requested');
         return;
       case CTL.RESET_TIMERS:
+        // -t is what a node does when it becomes backup or faults (primary-backup.sh, ctsync notify).
         d.scheduleKernelPurge();
+        d.emit('role', 'backup');
         return;
       case CTL.KILL:
         // Reply first (nothing), then exit once the connection is closed.

@@ -66,7 +66,18 @@ const PEER_KIND: Record<number, EventKind> = {
   [MSG.EXP_DEL]: EVENT.DESTROY,
 };
 
-export class Daemon extends EventEmitter<{ exit: [code: number]; commit: [report: CommitReport] }> implements SyncHost, KernelEventHandler {
+/**
+ * Events for the operations layer: 'role' says which side keepalived's notify
+ * commands (or the FIFO) put this node on; 'resync-requested' marks a -n.
+ */
+export interface DaemonEvents {
+  exit: [code: number];
+  commit: [report: CommitReport];
+  role: [role: 'master' | 'backup'];
+  'resync-requested': [];
+}
+
+export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, KernelEventHandler {
   readonly config: CtsyncConfig;
   readonly log: Logger;
   readonly clock: Clock;

@@ -35,6 +35,10 @@ export interface OpsDaemon {
   commit(): Promise<CommitReport>;
   on(event: 'commit', fn: (report: CommitReport) => void): unknown;
   off(event: 'commit', fn: (report: CommitReport) => void): unknown;
+  on(event: 'role', fn: (role: 'master' | 'backup') => void): unknown;
+  off(event: 'role', fn: (role: 'master' | 'backup') => void): unknown;
+  on(event: 'resync-requested', fn: () => void): unknown;
+  off(event: 'resync-requested', fn: () => void): unknown;
   serialize<T>(fn: () => Promise<T>): Promise<T>;
   cancelKernelPurge(): void;
   flushInternal(): number;
@@ -193,7 +197,19 @@ export async function startOps(daemon: OpsDaemon, log: Logger, opts: OpsOptions 
     ? new SdNotifier({ log, healthy: () => running && daemon.initialDumpDone, ...opts.notifier })
     : null;
 
+  // Notify scripts drive the node through control commands rather than the FIFO: a commit
+  // means master, -t means backup, -n a pending resync. Without this a lone master whose
+  // peer went silent would mark itself not ready.
+  const onRole = (role: 'master' | 'backup'): void => {
+    readiness?.noteTransition({ kind: 'GROUP', name: '<control>', state: role === 'master' ? 'MASTER' : 'BACKUP', priority: null });
+  };
+  const onResyncRequested = (): void => resync.request(clock.now());
+  daemon.on('role', onRole);
+  daemon.on('resync-requested', onResyncRequested);
+
   const stopAll = async (): Promise<void> => {
+    daemon.off('role', onRole);
+    daemon.off('resync-requested', onResyncRequested);
     running = false;
     for (const t of timers) t.cancel();
     timers.length = 0;

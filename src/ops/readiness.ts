@@ -32,7 +32,7 @@
 // sync_group_tracking_weight is set; weight 0 turns not-ready into FAULT.
 import { Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { closeSync, constants as fsc, fstatSync, openSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
@@ -141,10 +141,15 @@ export class ReadinessTracker {
       this.log.warn({ err: e }, 'readiness: snapshot failed');
     }
     this.last = r;
-    const effective = r.ready || ((this.opts.masterIsReady ?? true) && this.isMaster());
+    // A master stays ready while it runs (it holds the only copy of the state); a daemon on
+    // its way down is never ready, master or not.
+    const running = !r.reasons.includes('not-running') && !r.reasons.includes('snapshot-failed');
+    const effective = r.ready || ((this.opts.masterIsReady ?? true) && this.isMaster() && running);
     if (this.opts.trackFile) {
       const value = String(effective ? (this.opts.readyValue ?? 0) : (this.opts.notReadyValue ?? -253));
-      if (value !== this.written) {
+      // Also rewrite when the file no longer holds our value: a restarted keepalived's
+      // `init_file ... overwrite` resets it, and would otherwise stay in force for good.
+      if (value !== this.written || !fileHolds(this.opts.trackFile, `${value}\n`)) {
         try {
           writeAtomic(this.opts.trackFile, `${value}\n`);
           this.written = value;
@@ -156,6 +161,14 @@ export class ReadinessTracker {
       }
     }
     return r;
+  }
+}
+
+function fileHolds(path: string, data: string): boolean {
+  try {
+    return readFileSync(path, 'utf8') === data;
+  } catch {
+    return false;
   }
 }
 

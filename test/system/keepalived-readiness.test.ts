@@ -109,6 +109,7 @@ describe.skipIf(!isRoot || !haveKeepalived)('keepalived track_file on the ctsync
       await waitFor(() => t.readyValue(0) === '0' && t.readyValue(1) === '0', 'both track files 0', 15_000, 100);
       const { s, sport, t0 } = await firstFailover(t);
 
+      const kaLogFrom = t.output.keepalived[0].length;
       const r = restartFw1(t);
       ctsyncUp = r.ctsyncUp;
       const { t1 } = r;
@@ -123,12 +124,13 @@ describe.skipIf(!isRoot || !haveKeepalived)('keepalived track_file on the ctsync
       while (Date.now() < deadline) {
         const vip = holdsVip(t, 0);
         const track = t.readyValue(0);
-        samples.push({ t: Date.now(), vip, track, fw2Track: t.readyValue(1) });
+        const now = Date.now();
+        samples.push({ t: now, vip, track, fw2Track: t.readyValue(1) });
         if (!readyAt && track === '0') {
-          readyAt = Date.now();
+          readyAt = now;
           extAtReady = extHas(t, 0, sport);
         }
-        if (vip) { vipAt = Date.now(); break; }
+        if (vip) { vipAt = now; break; }
         // When the entry first reached fw1's external cache (polled every ~300 ms once ctsync can be up).
         if (!extFirstAt && Date.now() - t1 >= RESTART_LAG_MS && Date.now() - lastExtPoll >= 300) {
           lastExtPoll = Date.now();
@@ -152,7 +154,11 @@ describe.skipIf(!isRoot || !haveKeepalived)('keepalived track_file on the ctsync
       expect(vipAt - t1).toBeGreaterThan(RESTART_LAG_MS);
       expect(vipAt).toBeGreaterThanOrEqual(readyAt);
       expect(vipAt - readyAt, 'preempts soon after turning ready').toBeLessThan(3000);
-      expect(stallIn(s, t1, vipAt), 'the stream kept flowing through fw2 while fw1 was not ready').toBeLessThan(400);
+      // The stream kept flowing through fw2 meanwhile (a broken one stalls for good: see the negative control).
+      expect(stallIn(s, t1, vipAt), 'the stream kept flowing through fw2 while fw1 was not ready').toBeLessThan(1000);
+      // keepalived itself saw the file: priority 1 while not ready, 150 once ready.
+      const kaLog = t.output.keepalived[0].slice(kaLogFrom);
+      expect(kaLog).toMatch(/\(VI_OUT\) Changing effective priority from 150 to 1\n[^]*\(VI_OUT\) Changing effective priority from 1 to 150/);
 
       // Second failover (fw1 preempts): its notify master commits the external cache.
       await waitFor(() => t.notifyEvent(0, /MASTER: end ctsync notify master ok/, t1), 'fw1 notify master to finish', 10_000);
