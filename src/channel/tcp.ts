@@ -308,14 +308,12 @@ export class TcpChannel implements Channel {
 
   /** Socket options once the TCP connection is up (both modes). */
   private socketUp(c: net.Socket): void {
-    {
-      c.setKeepAlive(true);
-      c.setNoDelay(true);
-      try {
-        if (this.cfg.sndBuf && this.so) setIntOpt(this.so, socketFd(c), SO_SNDBUFFORCE, this.cfg.sndBuf, 'SO_SNDBUFFORCE');
-      } catch (e) {
-        this.rlog.warn('tcp-sndbuf', { ifname: this.ifname, err: (e as Error).message }, 'cannot set send buffer');
-      }
+    c.setKeepAlive(true);
+    c.setNoDelay(true);
+    try {
+      if (this.cfg.sndBuf && this.so) setIntOpt(this.so, socketFd(c), SO_SNDBUFFORCE, this.cfg.sndBuf, 'SO_SNDBUFFORCE');
+    } catch (e) {
+      this.rlog.warn('tcp-sndbuf', { ifname: this.ifname, err: (e as Error).message }, 'cannot set send buffer');
     }
   }
 
@@ -353,10 +351,70 @@ export class TcpChannel implements Channel {
       s.destroy();
       return;
     }
+    if (this.tlsServer) return this.handshake(s, addr, this.tlsServer);
+    this.adopt(s, addr, s.remotePort ?? 0);
+  }
+
+  private setupTls(mat: TlsMaterial): void {
+    this.tlsMat = mat;
+    // Never listens: accept() hands it the sockets that passed the source filter.
+    const ts = tls.createServer({
+      secureContext: mat.context,
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: true,
+      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+    }, (t) => this.secured(t));
+    ts.on('tlsClientError', (err: Error & { code?: string }, t: tls.TLSSocket) => {
+      // Node destroys a socket whose certificate failed verification before telling us, so the
+      // address comes from the TCP socket underneath (cached by accept()).
+      const addr = t.remoteAddress ?? (t as unknown as { _parent?: net.Socket })._parent?.remoteAddress ?? 'unknown';
+      this.tlsFailed('tls-accept', addr, classifyTlsError(err, t.authorizationError), 'refused sync connection: TLS handshake failed');
+      t.destroy();
+    });
+    this.tlsServer = ts;
+  }
+
+  /** Server side, TLS: the accepted TCP socket goes through the handshake before it may become the peer. */
+  private handshake(s: net.Socket, addr: string, ts: tls.Server): void {
+    if (this.handshaking.size >= TLS_MAX_PENDING) {
+      this.tlsFailed('tls-accept', addr, { reason: `more than ${TLS_MAX_PENDING} handshakes in progress`, rejectedPeer: false },
+        'refused sync connection: TLS handshake failed');
+      s.destroy();
+      return;
+    }
+    this.handshaking.add(s);
+    s.once('close', () => this.handshaking.delete(s));
+    s.setKeepAlive(true);
+    ts.emit('connection', s);
+  }
+
+  private secured(t: tls.TLSSocket): void {
+    const raw = (t as unknown as { _parent?: net.Socket })._parent;
+    const addr = t.remoteAddress ?? raw?.remoteAddress ?? 'unknown';
+    if (raw) this.handshaking.delete(raw);
+    // The chain was verified by TLS (rejectUnauthorized); the certificate must also name our peer.
+    const idErr = t.authorized ? checkPeerIdentity(this.peerIdentity, t.getPeerCertificate()) : new Error(String(t.authorizationError));
+    if (idErr || this.closing) {
+      if (idErr) this.tlsFailed('tls-accept', addr, { reason: idErr.message, rejectedPeer: true }, 'refused sync connection: TLS peer identity');
+      t.destroy();
+      return;
+    }
+    this.adopt(t, addr, t.remotePort ?? raw?.remotePort ?? 0);
+  }
+
+  private tlsFailed(key: string, peer: string, f: { reason: string; rejectedPeer: boolean }, msg: string): void {
+    this.tlsCounters.tlsHandshakeFailures++;
+    if (f.rejectedPeer) this.tlsCounters.tlsRejectedPeers++;
+    this.rlog.warn(key, { ifname: this.ifname, peer, reason: f.reason }, msg);
+  }
+
+  /** The connection becomes the one peer we receive from. */
+  private adopt(s: net.Socket, addr: string, port: number): void {
     // One peer: a new connection (the peer restarted) replaces the old one.
     if (this.peer) this.peer.destroy();
     this.peer = s;
-    this.peerFrom = { address: addr, port: s.remotePort ?? 0 };
+    this.peerFrom = { address: addr, port };
     this.reasm.reset();
     s.setKeepAlive(true);
     s.on('data', (chunk: Buffer) => {

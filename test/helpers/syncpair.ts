@@ -89,7 +89,8 @@ export class SyncNode {
   async start(env: Record<string, string> = {}): Promise<void> {
     const [cmd, args] = this.kind === 'conntrackd'
       ? ['conntrackd', ['-C', this.confPath]]
-      : [process.execPath, [CTSYNC_BIN, '-C', this.confPath]];
+      // CTSYNC_NODE_ARGS: extra node flags for profiling (--cpu-prof is refused in NODE_OPTIONS).
+      : [process.execPath, [...(env.CTSYNC_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CTSYNC_BIN, '-C', this.confPath]];
     this.output = '';
     this.proc = this.lab.spawn(this.ns, cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.on('data', (d: Buffer) => { this.output += d.toString(); });
