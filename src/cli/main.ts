@@ -7,7 +7,7 @@ import { usageText, versionText, formatLogLine, CANT_CONNECT_MESSAGE } from './h
 import { loadConfig, checkHost, type CtsyncConfig, type ConfigWarning } from '../config/index.js';
 import { sendRequest } from '../control/client.js';
 import { CTL, encodeRequest } from '../control/codes.js';
-import { createLogger } from '../log/logger.js';
+import { createReopenableLogger } from '../log/logger.js';
 import { Daemon } from '../daemon/daemon.js';
 import { SecureChannel } from '../channel/secure.js';
 import { startOps, type Ops } from '../daemon/ops.js';
@@ -93,7 +93,7 @@ async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promis
     closeSync(devnull);
     return 0;
   }
-  const log = createLogger({
+  const { log, reopen: reopenLog } = createReopenableLogger({
     ...(config.general.logFile ? { file: config.general.logFile } : {}),
     ...(config.general.syslog ? { syslog: config.general.syslog } : {}),
   });
@@ -121,6 +121,7 @@ async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promis
     process.once('SIGINT', shutdown);
     process.on('SIGHUP', () => {
       ops.notifier?.reloading();
+      reopenLog();
       const again = load(action.config);
       if (again) {
         daemon.reloadFilter(again.config);

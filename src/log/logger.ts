@@ -16,12 +16,22 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
+  return createReopenableLogger(opts).log;
+}
+
+/**
+ * The daemon's logger: `reopen()` re-opens the log file (SIGHUP after
+ * logrotate moved it), so lines never go on into a rotated-away file.
+ */
+export function createReopenableLogger(opts: LoggerOptions = {}): { log: Logger; reopen(): void } {
   const level = opts.level ?? (process.env.CTSYNC_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
-  const dest = opts.destination ?? (opts.file ? pino.destination({ dest: opts.file, mkdir: true, sync: false }) : pino.destination(1));
+  const file = !opts.destination && opts.file ? pino.destination({ dest: opts.file, mkdir: true, sync: false }) : null;
+  const dest = opts.destination ?? file ?? pino.destination(1);
   const out = opts.syslog
     ? pino.multistream([{ stream: dest, level: 'trace' }, { stream: new SyslogStream({ facility: opts.syslog }), level: 'trace' }])
     : dest;
-  return pino({ name: opts.name ?? 'ctsync', level, base: { pid: process.pid } }, out);
+  const log = pino({ name: opts.name ?? 'ctsync', level, base: { pid: process.pid } }, out);
+  return { log, reopen: () => file?.reopen() };
 }
 
 /** A logger that writes nothing: the default for library code and tests. */

@@ -1,6 +1,8 @@
 // Starts two ctsync daemons in namespaces (real kernel conntrack, real UDP sync
 // link): entries made on fw1 reach fw2's external cache, a commit on fw2 puts
 // them in fw2's kernel table, and the client commands answer.
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePair, type Pair } from '../helpers/syncpair.js';
 import { waitFor } from '../helpers/netns.js';
@@ -41,6 +43,15 @@ describe('ctsync pair (starts two ctsync daemons in namespaces, kernel conntrack
   it('propagates deletions', async () => {
     pair.fw1.run('conntrack', ['-D', '-p', 'tcp', '--sport', '40005', '--dport', '80']);
     await waitFor(() => !pair.b.cli(['-e']).stdout.includes('sport=40005 '), 'deleted entry gone from fw2 external cache', 10_000);
+  });
+
+  it('SIGHUP re-opens the log file (logrotate) and keeps the caches', async () => {
+    const log = join(pair.a.dir, 'daemon.log');
+    const before = pair.a.cli(['-i']).stdout.split('\n').filter((l) => l.includes('dport=80')).length;
+    renameSync(log, `${log}.1`);
+    pair.a.proc!.kill('SIGHUP');
+    await waitFor(() => existsSync(log) && readFileSync(log, 'utf8').includes('configuration reloaded'), 'a new log file after SIGHUP', 10_000);
+    expect(pair.a.cli(['-i']).stdout.split('\n').filter((l) => l.includes('dport=80')).length).toBe(before);
   });
 
   it('answers -s with conntrackd layouts and exits 1 when no daemon runs', async () => {
