@@ -6,6 +6,7 @@ import type { Clock } from '../util/clock.js';
 import type { Channel } from './types.js';
 import type { LinkReader } from './link.js';
 import type { SockoptSource } from './sockopt.js';
+import type { TlsFiles } from './tls.js';
 import { ChannelError } from '../errors.js';
 import { UdpChannel } from './udp.js';
 import { MulticastChannel } from './multicast.js';
@@ -28,6 +29,7 @@ import { MultiChannel, MAX_LINKS } from './multi.js';
  * | checksum         | Checksum (default true)                           |
  * | errorQueueLength | ErrorQueueLength (TCP, default 128)               |
  * | ipv4Interface    | IPv4_interface (Multicast: local address to join on) |
+ * | tls              | Ctsync { TLS { CAFile CertFile KeyFile } } (TCP only: mutual TLS 1.3, see tls.ts) |
  *
  * ctsync extension, no conntrackd key: `acceptFrom` — source addresses whose
  * datagrams (UDP) or connections (TCP) are accepted. Default: [destination].
@@ -48,6 +50,8 @@ export interface LinkConfig {
   errorQueueLength?: number;
   ipv4Interface?: string;
   acceptFrom?: string[] | 'any';
+  /** TCP only: mutual TLS with these files (ignored by UDP/multicast). */
+  tls?: TlsFiles;
 }
 
 /** What channels take from outside; every field has a production default. */
@@ -102,6 +106,7 @@ export type { LinkReader, LinkInfo } from './link.js';
 export type { SockoptBinding, SockoptSource } from './sockopt.js';
 export { UdpChannel, type ChannelCounters } from './udp.js';
 export { MulticastChannel } from './multicast.js';
-export { TcpChannel, StreamReassembler, type TcpCounters } from './tcp.js';
+export { TcpChannel, StreamReassembler, type TcpCounters, type TcpLinkConfig } from './tcp.js';
+export { loadTls, checkPeerIdentity, type TlsFiles, type TlsMaterial } from './tls.js';
 export { MultiChannel, type LinkReport } from './multi.js';
 export { createFakePair, FakeChannel } from './fake.js';

@@ -359,8 +359,7 @@ export class TcpChannel implements Channel {
     this.tlsMat = mat;
     // Never listens: accept() hands it the sockets that passed the source filter.
     const ts = tls.createServer({
-      secureContext: mat.context,
-      minVersion: 'TLSv1.3',
+      ...mat.options,
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,

@@ -33,8 +33,13 @@ export const TLS_MAX_PENDING = 4;
 
 export interface TlsMaterial {
   readonly files: TlsFiles;
-  /** Built once per load; shared by the server and client sides. */
+  /** Built once per load (client side). */
   readonly context: tls.SecureContext;
+  /**
+   * The same material as options (tls.Server builds its own context from these
+   * and ignores `secureContext`). Kept off JSON/inspect output.
+   */
+  readonly options: Pick<tls.TlsOptions, 'ca' | 'cert' | 'key' | 'minVersion'>;
   /** Our certificate (for logs: subject, validity). */
   readonly cert: X509Certificate;
 }
@@ -125,7 +130,10 @@ export function loadTls(files: TlsFiles, opts: TlsLoadOptions = {}): TlsMaterial
   } catch (e) {
     throw invalid(files.certFile, `TLS setup from ${files.caFile}, ${files.certFile}, ${files.keyFile} failed: ${(e as Error).message}`);
   }
-  return { files, context, cert };
+  const options = { ca: caText, cert: certText, key: keyText, minVersion: TLS_MIN_VERSION };
+  const m = { files, context, cert } as TlsMaterial;
+  Object.defineProperty(m, 'options', { value: options, enumerable: false });
+  return m;
 }
 
 /** Strips an IPv6 zone and the IPv4-mapped prefix (as udp.ts normalizeAddress). */

@@ -50,5 +50,7 @@ export function linksFromConfig(cfg: CtsyncConfig): ChannelLink[] {
     ...(l.ipv4Interface !== undefined ? { ipv4Interface: l.ipv4Interface } : {}),
     // AcceptOnlyPeer off restores conntrackd's accept-from-anyone receiver.
     ...(cfg.ctsync.acceptOnlyPeer ? {} : { acceptFrom: 'any' as const }),
+    // Ctsync { TLS } secures TCP links (a warning at config load for other kinds).
+    ...(l.kind === 'tcp' && cfg.ctsync.tls ? { tls: { ...cfg.ctsync.tls } } : {}),
   }));
 }

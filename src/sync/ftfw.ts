@@ -6,7 +6,7 @@ import type { CacheObject } from '../cache/types.js';
 import { FLAG, MSG, isDataType, seqAfter, seqBefore, type NetHdr } from '../wire/header.js';
 import { RECV, SyncEngine, type EngineOptions, type EngineStats, type RecvResult } from './engine.js';
 import { ObjItem, SyncQueue, type SyncItem } from './queue.js';
-import { SEQ, SeqStallGuard, type StallGuardOptions } from './recv-seq.js';
+import { messageHash, SEQ, SeqStallGuard, type StallGuardOptions } from './recv-seq.js';
 import type { SyncMode } from './types.js';
 
 export const DEFAULT_RESEND_QUEUE_SIZE = 131072;
@@ -142,14 +142,22 @@ export class Ftfw extends SyncEngine implements SyncMode {
     let ret: RecvResult;
 
     const hello = (hdr.flags & FLAG.HELLO) !== 0;
-    if (hello) this.sayHelloBack = true;
-    if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
+    // No HELLO_BACK for a HELLO we drop as stale: if it really is a peer that restarted within
+    // its old HELLO range, it keeps saying HELLO, its seqs leave that range within seconds, and
+    // its HELLO is then taken (answering now would end its HELLO phase while we still drop it).
     if (hello && !this.peerSaysHello && this.isStaleHello(seq)) {
       // A delayed or duplicated copy of a HELLO message we already took (the link
-      // reordered it past the end of the peer's HELLO episode): not a restart.
-      this.recvSeq.before++;
-      return RECV.DROP;
+      // reordered it past the end of the peer's HELLO episode): not a restart...
+      if (this.guard === null || !this.guard.dropped(seq, this.clock.now(), messageHash(buf, off, hdr.len))) {
+        this.recvSeq.before++;
+        return RECV.DROP;
+      }
+      // ...unless such "copies" keep coming with progressing seqs: a peer restarted
+      // within seconds of its previous start. Take it as the restart it is.
+      this.seqResets++;
     }
+    if (hello) this.sayHelloBack = true;
+    if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
     const episodeStart = hello && !this.peerSaysHello;
     if (episodeStart) {
       // The first HELLO of a (re)started peer: its sequence starts afresh, so skip the check.
@@ -184,7 +192,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
           break;
         }
         case SEQ.BEFORE:
-          if (this.guard === null || !this.guard.dropped(seq, this.clock.now())) return RECV.DROP;
+          if (this.guard === null || !this.guard.dropped(seq, this.clock.now(), messageHash(buf, off, hdr.len))) return RECV.DROP;
           ret = this.adoptBaseline(hdr, buf, off);
           break;
         default:
@@ -193,7 +201,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
     }
     if (ret === RECV.DATA || ret === RECV.CTL) {
       this.recvSeq.update(seq);
-      this.guard?.accepted(seq);
+      this.guard?.accepted(seq, this.guard ? messageHash(buf, off, hdr.len) : 0);
       if (hello) this.noteHello(seq, episodeStart);
     }
     return ret;

@@ -68,6 +68,8 @@ export class SeqStallGuard {
   private readonly maxMessages: number;
   private readonly maxMs: number;
   private readonly recent = new Uint32Array(SeqStallGuard.RING);
+  /** Content fingerprints beside the seqs: a restarted peer reuses seqs (they are seeded with Unix time), a copy reuses content too. */
+  private readonly recentHash = new Uint32Array(SeqStallGuard.RING);
   private recentN = 0;
   private run = 0;
   private since = 0;
@@ -79,14 +81,16 @@ export class SeqStallGuard {
   }
 
   /** A message was accepted: the stream is healthy. */
-  accepted(seq: number): void {
+  accepted(seq: number, hash = 0): void {
     this.run = 0;
-    this.recent[this.recentN++ & (SeqStallGuard.RING - 1)] = seq;
+    const i = this.recentN++ & (SeqStallGuard.RING - 1);
+    this.recent[i] = seq;
+    this.recentHash[i] = hash;
   }
 
   /** A message was dropped as "before"; true means: adopt `seq` as the new baseline. */
-  dropped(seq: number, now: number): boolean {
-    if (this.wasAccepted(seq)) return false;
+  dropped(seq: number, now: number, hash = 0): boolean {
+    if (this.wasAccepted(seq, hash)) return false;
     if (this.run === 0) {
       this.run = 1;
       this.since = now;
@@ -104,9 +108,17 @@ export class SeqStallGuard {
     return false;
   }
 
-  private wasAccepted(seq: number): boolean {
+  private wasAccepted(seq: number, hash: number): boolean {
     const n = Math.min(this.recentN, SeqStallGuard.RING);
-    for (let i = 0; i < n; i++) if (this.recent[i] === seq) return true;
+    for (let i = 0; i < n; i++) if (this.recent[i] === seq && this.recentHash[i] === hash) return true;
     return false;
   }
+}
+
+/** FNV-1a over (at most) the first 64 bytes of a message: enough to tell a copy from new content. */
+export function messageHash(buf: Buffer, off: number, len: number): number {
+  let h = 0x811c9dc5;
+  const end = off + Math.min(len, 64);
+  for (let i = off; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
 }

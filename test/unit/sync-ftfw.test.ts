@@ -641,3 +641,22 @@ describe('ftfw: a peer restarted quickly is taken for a restart, not for a stale
     expect(st(b).seqResets).toBe(0);
   });
 });
+
+describe('ftfw: a peer restarted within its previous HELLO range', () => {
+  it('is taken for a restart once its messages keep progressing (stall guard), not dropped for good', () => {
+    const p = makePair({ unixBase: T0 - 1 });
+    const { a, b, clock } = p;
+    a.engine.start();
+    b.engine.start();
+    for (let id = 1; id <= 20; id++) a.create(id, 1);
+    clock.advance(300);
+    // Restart A at once: its new counter (Unix time) falls inside the seqs of its first HELLO episode.
+    a.engine.stop();
+    a.engine = new Ftfw({ host: a, clock, schedule: clockScheduler(clock), codec: fakeCodec() });
+    a.engine.start();
+    for (let id = 100; id <= 110; id++) a.create(id, 1);
+    clock.advance(10_000);
+    for (let id = 100; id <= 110; id++) expect(b.external.has(id)).toBe(true);
+    expect(st(b).seqResets).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,204 @@
+// Two ctsync daemons in namespaces over a TCP sync link with mutual TLS
+// (Ctsync { TLS { CAFile CertFile KeyFile } }), certificates made by openssl
+// at test time. fw1, fw2 and an attacker namespace att share one bridge.
+// AcceptOnlyPeer is off so that the source filter lets att's connections
+// through to the TLS layer: TLS alone must keep att out. Entries injected on
+// fw1 replicate to fw2; att with a self-signed certificate claiming fw1's
+// address, with a certificate from another CA, and in plaintext, gets
+// nothing into fw2, and fw2 counts and logs each refusal.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Lab, have, isRoot, waitFor, type Netns } from '../helpers/netns.js';
+import { SyncNode, renderConfig } from '../helpers/syncpair.js';
+import { injectBulk, tcpEntries } from '../helpers/bulk.js';
+import { TlsFixtures, haveOpenssl } from '../fixtures/tls/gen.js';
+import { encodeConntrackMsg } from '../../src/wire/conntrack.js';
+import { FLAG, MSG } from '../../src/wire/header.js';
+import { AF_INET, IPPROTO, IPS, type Conntrack } from '../../src/model/conntrack.js';
+import type { TlsFiles } from '../../src/channel/tls.js';
+
+const FW1 = '172.30.1.1';
+const FW2 = '172.30.1.2';
+const ATT = '172.30.1.66';
+const PORT = 3790;
+
+interface Lan {
+  lab: Lab;
+  fw1: Netns;
+  fw2: Netns;
+  att: Netns;
+  a: SyncNode;
+  b: SyncNode;
+  dir: string;
+  fx: TlsFixtures;
+  evil: TlsFiles;
+  otherCa: TlsFiles;
+  cleanup(): Promise<void>;
+}
+
+/** renderConfig's UDP block turned into a TCP one, and the Ctsync section with TLS. */
+function tcpTlsConfig(node: SyncNode, files: TlsFiles): string {
+  const text = renderConfig(node.cfg, node.dir).replace('\tUDP {', '\tTCP {');
+  if (!text.includes('\tTCP {')) throw new Error('config template changed: no UDP block to turn into TCP');
+  return `${text}Ctsync {
+\tAcceptOnlyPeer off
+\tTLS {
+\t\tCAFile ${files.caFile}
+\t\tCertFile ${files.certFile}
+\t\tKeyFile ${files.keyFile}
+\t}
+}
+`;
+}
+
+function makeLan(tag: string): Lan {
+  const lab = new Lab(tag);
+  const dir = mkdtempSync(join(tmpdir(), 'ctsync-tls-sys-'));
+  const fx = new TlsFixtures(join(dir, 'pki'));
+  try {
+    fx.ca('site');
+    fx.ca('other');
+    const f1 = fx.leaf('fw1', 'site', { ips: [FW1] });
+    const f2 = fx.leaf('fw2', 'site', { ips: [FW2] });
+    const evil = fx.selfSigned('evil', [FW1]);
+    const otherCa = fx.leaf('other-fw1', 'other', { ips: [FW1] });
+    const fw1 = lab.netns('fw1');
+    const fw2 = lab.netns('fw2');
+    const att = lab.netns('att');
+    const sw = lab.netns('sw');
+    sw.run('ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    sw.run('ip', ['link', 'set', 'br0', 'up']);
+    lab.veth(fw1, 'sync0', sw, 'p1', [`${FW1}/24`]);
+    lab.veth(fw2, 'sync0', sw, 'p2', [`${FW2}/24`]);
+    lab.veth(att, 'eth0', sw, 'p3', [`${ATT}/24`]);
+    for (const p of ['p1', 'p2', 'p3']) sw.run('ip', ['link', 'set', p, 'master', 'br0']);
+    lab.enableConntrack(fw1);
+    lab.enableConntrack(fw2);
+    const cfg = { iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], port: PORT };
+    const a = new SyncNode(lab, fw1, 'ctsync', { ...cfg, local: FW1, peer: FW2 });
+    const b = new SyncNode(lab, fw2, 'ctsync', { ...cfg, local: FW2, peer: FW1 });
+    writeFileSync(a.confPath, tcpTlsConfig(a, f1));
+    writeFileSync(b.confPath, tcpTlsConfig(b, f2));
+    return {
+      lab, fw1, fw2, att, a, b, dir, fx, evil, otherCa,
+      async cleanup() {
+        await Promise.all([a.stop(), b.stop()]);
+        await lab.cleanup();
+        a.removeDir();
+        b.removeDir();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    lab.cleanupSync();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** A forged entry: 10.66.0.x → 198.51.100.66:22, ESTABLISHED. */
+function forged(i: number): Conntrack {
+  return {
+    orig: { l3: AF_INET, src: `10.66.0.${i}`, dst: '198.51.100.66', proto: IPPROTO.TCP, sport: 40000 + i, dport: 22 },
+    reply: { l3: AF_INET, src: '198.51.100.66', dst: `10.66.0.${i}`, proto: IPPROTO.TCP, sport: 22, dport: 40000 + i },
+    status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.CONFIRMED, timeout: 3600, tcp: { state: 3 },
+  };
+}
+
+/** One FTFW datagram of CT_NEW messages with HELLO (what a receiver takes without a sequence check). */
+function forgedDatagram(first: number, n: number): Buffer {
+  const buf = Buffer.alloc(1400);
+  let off = 0;
+  for (let k = 0; k < n; k++) off += encodeConntrackMsg(buf, off, MSG.CT_NEW, FLAG.HELLO, 1 + k, forged(first + k));
+  return Buffer.from(buf.subarray(0, off));
+}
+
+/**
+ * Runs in att: connects to fw2's sync port (TLS with `files`, or plaintext when null),
+ * writes the forged datagrams a few times, and reports what it saw.
+ */
+function attack(lan: Lan, files: TlsFiles | null, data: Buffer): { secure: boolean; error?: string } {
+  const script = `
+const net = require('node:net'); const tls = require('node:tls'); const fs = require('node:fs');
+const [filesJson, hex] = process.argv.slice(1);
+const files = JSON.parse(filesJson);
+const data = Buffer.from(hex, 'hex');
+const out = { secure: false };
+const opts = { host: '${FW2}', port: ${PORT}, localAddress: '${ATT}' };
+const s = files
+  ? tls.connect({ ...opts, minVersion: 'TLSv1.3', rejectUnauthorized: false, ca: fs.readFileSync(files.caFile),
+      cert: fs.readFileSync(files.certFile), key: fs.readFileSync(files.keyFile) })
+  : net.connect(opts);
+const burst = () => { for (let i = 0; i < 5; i++) s.write(data); };
+s.on(files ? 'secureConnect' : 'connect', () => { out.secure = !!files; burst(); setTimeout(() => { if (!s.destroyed) burst(); }, 300); });
+s.on('error', (e) => { out.error = e.code || e.message; });
+s.on('data', () => {});
+s.on('close', () => { console.log(JSON.stringify(out)); process.exit(0); });
+setTimeout(() => s.destroy(), 3000);
+`;
+  const r = lan.att.run(process.execPath, ['-e', script, JSON.stringify(files), data.toString('hex')], { timeoutMs: 30_000 });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { secure: boolean; error?: string };
+}
+
+function externalLines(node: SyncNode, match: string): string[] {
+  return node.cli(['-e']).stdout.split('\n').filter((l) => l.includes(match));
+}
+
+function linkCounters(node: SyncNode): Record<string, number> {
+  return (JSON.parse(node.cli(['-s', '--json']).stdout) as { channel: Record<string, number> }).channel;
+}
+
+describe.skipIf(!isRoot || !haveOpenssl || !have('ip'))('TCP sync link with mutual TLS between two ctsync daemons (namespaces)', () => {
+  let lan: Lan | null = null;
+
+  afterEach(async () => {
+    if (lan) for (const n of [lan.a, lan.b]) if (n.proc?.exitCode !== null) console.error(n.output, n.log());
+    await lan?.cleanup();
+    lan = null;
+  });
+
+  it('replicates injected entries over TLS; an attacker with a self-signed, a foreign-CA or no certificate gets nothing in', async () => {
+    lan = makeLan('tl');
+    const l = lan;
+    await l.a.start();
+    await l.b.start();
+
+    expect(await injectBulk(l.fw1, tcpEntries(200))).toBe(200);
+    await waitFor(() => externalLines(l.b, 'dst=192.0.2.1 ').length === 200, '200 entries on fw2 over TLS', 30_000, 250);
+    const before = linkCounters(l.b);
+    // The daemons run the TCP link with TLS (fails here if config.ctsync.tls is not passed to the channel).
+    expect(before['tlsHandshakeFailures'], `fw2 link counters ${JSON.stringify(before)}`).toBeTypeOf('number');
+    expect(before).toMatchObject({ connected: true, peerConnected: true });
+
+    const selfSigned = attack(l, l.evil, forgedDatagram(1, 3));
+    const foreign = attack(l, l.otherCa, forgedDatagram(10, 3));
+    const plain = attack(l, null, forgedDatagram(20, 3));
+    console.log('attacker results', JSON.stringify({ selfSigned, foreign, plain }));
+
+    await waitFor(() => {
+      const c = linkCounters(l.b);
+      return c['tlsRejectedPeers']! - before['tlsRejectedPeers']! >= 2 && c['tlsHandshakeFailures']! - before['tlsHandshakeFailures']! >= 3;
+    }, 'fw2 counted the three refused handshakes', 20_000, 250);
+    const after = linkCounters(l.b);
+    console.log('fw2 link counters after the attack', JSON.stringify(after));
+    expect(after['tlsRejectedPeers']! - before['tlsRejectedPeers']!).toBe(2);
+    expect(after['tlsHandshakeFailures']! - before['tlsHandshakeFailures']!).toBe(3);
+    expect(externalLines(l.b, '10.66.')).toEqual([]);
+    // Logged with the peer address and the reason (rate-limited: at least the first one).
+    const log = l.b.log();
+    expect(log).toMatch(new RegExp(`"peer":"${ATT.replace(/\./g, '\\.')}"`));
+    expect(log).toMatch(/"reason":"(DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|ERR_SSL_WRONG_VERSION_NUMBER[^"]*)"/);
+
+    // The real peer was never displaced, and replication carries on.
+    expect(await injectBulk(l.fw1, tcpEntries(100, 200))).toBe(100);
+    await waitFor(() => externalLines(l.b, 'dst=192.0.2.1 ').length === 300, '300 entries on fw2 after the attack', 30_000, 250);
+    expect(externalLines(l.b, '10.66.')).toEqual([]);
+    // (A restart of fw1 is left out: over a TCP link, plain or TLS alike, entries created after a peer
+    // restart do not reach fw2's external cache today; that is a sync-layer matter, not TLS. The TLS
+    // reconnect after a peer restart is covered in test/unit/channel-tls.test.ts.)
+    for (const n of [l.a, l.b]) expect(n.proc?.exitCode).toBe(null);
+    expect(readFileSync(l.b.confPath, 'utf8')).toContain('TCP {');
+  });
+});
