@@ -15,8 +15,14 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { CTL } from '../src/control/codes.js';
 import { CtClient } from '../src/netlink/client.js';
-import { cleanupAllSync, makePair, REPO_ROOT, sleep, type DaemonKind, type Pair, type SyncNode } from './lib/lab.js';
-import { cpuSeconds, kernelCount, peakRssMiB, quantile, tcpEntries } from './lib/probe.js';
+import { cleanupAllSync } from '../test/helpers/netns.js';
+import { makePair as makeMixedPair, REPO_ROOT, type DaemonKind, type Pair, type SyncNode } from '../test/helpers/syncpair.js';
+import { tcpEntries } from '../test/helpers/bulk.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Both firewalls run the same daemon. */
+const makePair = (kind: DaemonKind, tag: string): Pair => makeMixedPair(kind, kind, tag);
+import { cpuSeconds, kernelCount, peakRssMiB, quantile } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -204,7 +210,7 @@ class WireWatch {
   constructor(p: Pair) {
     // ALIVE/ACK frames are < 70 bytes; a datagram carrying one conntrack is > 100.
     this.proc = p.lab.spawn(p.fw2, 'tcpdump', ['-i', 'sync0', '-n', '-tt', '-l', '--immediate-mode', '-Q', 'in',
-      'udp and src host 172.30.1.1 and greater 100'], process.env);
+      'udp and src host 172.30.1.1 and greater 100']);
     this.ready = new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000);
       this.proc.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('listening on')) { clearTimeout(t); resolve(); } });

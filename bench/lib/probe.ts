@@ -1,8 +1,7 @@
 // Cheap measurements without spawning anything: CPU and peak RSS from /proc,
-// the kernel conntrack count of a daemon's netns, and bench entries.
+// the kernel conntrack count of a daemon's netns, quantiles.
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { AF_INET, IPS, IPPROTO, type Conntrack } from '../../src/model/conntrack.js';
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -29,24 +28,6 @@ export function peakRssMiB(pid: number): number {
 export function kernelCount(pid: number): number {
   const lines = readFileSync(`/proc/${pid}/net/stat/nf_conntrack`, 'utf8').split('\n');
   return parseInt(lines[1]!.trim().split(/\s+/)[0]!, 16);
-}
-
-/** n distinct ESTABLISHED TCP entries 10.<100+k/65536>.x.y:port → 192.0.2.1:80 (same shape as test/helpers/bulk.ts). */
-export function tcpEntries(n: number, first = 0): Conntrack[] {
-  const out: Conntrack[] = [];
-  for (let k = first; k < first + n; k++) {
-    const src = `10.${100 + (k >>> 16)}.${(k >>> 8) & 255}.${k & 255}`;
-    const sport = 1024 + (k % 50000);
-    out.push({
-      orig: { l3: AF_INET, src, dst: '192.0.2.1', proto: IPPROTO.TCP, sport, dport: 80 },
-      reply: { l3: AF_INET, src: '192.0.2.1', dst: src, proto: IPPROTO.TCP, sport: 80, dport: sport },
-      status: IPS.SEEN_REPLY | IPS.ASSURED | IPS.CONFIRMED,
-      timeout: 1200,
-      mark: 0,
-      tcp: { state: 3 },
-    });
-  }
-  return out;
 }
 
 export function quantile(xs: number[], q: number): number {

@@ -6,9 +6,12 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 let counter = 0;
 const live = new Set<Lab>();
 
-process.on('exit', () => {
+/** Removes every namespace and process of every live Lab (exit, signals). */
+export function cleanupAllSync(): void {
   for (const lab of live) lab.cleanupSync();
-});
+}
+
+process.on('exit', cleanupAllSync);
 
 export interface RunResult {
   status: number;

@@ -4,13 +4,26 @@
 // tests and by bench/.
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, type Netns, waitFor } from './netns.js';
+import { sendRequest } from '../../src/control/client.js';
+import { CTL } from '../../src/control/codes.js';
+
+/** Config directories not yet removed: gone on exit even if a caller crashed before cleanup(). */
+const dirs = new Set<string>();
+process.on('exit', () => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 export type DaemonKind = 'conntrackd' | 'ctsync';
 
-export const REPO_ROOT = resolve(new URL('../..', import.meta.url).pathname);
+/** The repository root, from test/helpers or from its compiled copy in dist/test/helpers (bench/ uses it). */
+export const REPO_ROOT = ((): string => {
+  let d = dirname(new URL(import.meta.url).pathname);
+  while (!existsSync(join(d, 'package.json')) && d !== '/') d = dirname(d);
+  return d;
+})();
 export const CTSYNC_BIN = join(REPO_ROOT, 'bin', 'ctsync.js');
 
 export interface NodeConfig {
@@ -77,6 +90,7 @@ export class SyncNode {
 
   constructor(readonly lab: Lab, readonly ns: Netns, readonly kind: DaemonKind, readonly cfg: NodeConfig) {
     this.dir = mkdtempSync(join(tmpdir(), `ctsync-${kind}-`));
+    dirs.add(this.dir);
     this.confPath = join(this.dir, 'node.conf');
     writeFileSync(this.confPath, renderConfig(cfg, this.dir));
   }
@@ -90,7 +104,8 @@ export class SyncNode {
     const [cmd, args] = this.kind === 'conntrackd'
       ? ['conntrackd', ['-C', this.confPath]]
       // CTSYNC_NODE_ARGS: extra node flags for profiling (--cpu-prof is refused in NODE_OPTIONS).
-      : [process.execPath, [...(env.CTSYNC_NODE_ARGS?.split(' ').filter(Boolean) ?? []), CTSYNC_BIN, '-C', this.confPath]];
+      : [process.execPath, [...((env.CTSYNC_NODE_ARGS ?? process.env.CTSYNC_NODE_ARGS)?.split(' ').filter(Boolean) ?? []),
+        CTSYNC_BIN, '-C', this.confPath]];
     this.output = '';
     this.proc = this.lab.spawn(this.ns, cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.on('data', (d: Buffer) => { this.output += d.toString(); });
@@ -106,6 +121,23 @@ export class SyncNode {
     return this.kind === 'conntrackd'
       ? this.ns.run('conntrackd', ['-C', this.confPath, ...args], { allowFail, timeoutMs: 60_000 })
       : this.ns.run(process.execPath, [CTSYNC_BIN, '-C', this.confPath, ...args], { allowFail, timeoutMs: 60_000 });
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? -1;
+  }
+
+  /** One raw control request, without a client process (the same cost for both daemons). */
+  request(code: number, timeoutMs = 120_000): Promise<string> {
+    return sendRequest(this.socketPath, code, { timeoutMs });
+  }
+
+  /** "current active connections" of a cache, from the conntrackd-layout STATS reply. */
+  async cacheCount(which: 'external' | 'internal' = 'external'): Promise<number> {
+    const text = await this.request(CTL.STATS, 10_000);
+    const m = new RegExp(`cache ${which}:\\s*\\ncurrent active connections:\\s*(\\d+)`).exec(text);
+    if (!m) throw new Error(`${this.kind}: no ${which} cache count in -s output: ${text.slice(0, 200)}`);
+    return Number(m[1]);
   }
 
   log(): string {
@@ -125,6 +157,7 @@ export class SyncNode {
 
   removeDir(): void {
     rmSync(this.dir, { recursive: true, force: true });
+    dirs.delete(this.dir);
   }
 }
 
