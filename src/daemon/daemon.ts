@@ -10,7 +10,7 @@ import { MultiChannel } from '../channel/multi.js';
 import { SecureChannel } from '../channel/secure.js';
 import { ExternalCache } from '../cache/external.js';
 import { InternalCache, ORIGIN, type Origin } from '../cache/internal.js';
-import type { CacheObject } from '../cache/types.js';
+import { OBJ_STATE, type CacheObject } from '../cache/types.js';
 import { compileFilter, localAddresses, type CompiledFilter } from '../filter/filter.js';
 import { EVENT, type Conntrack, type EventKind, type Expectation } from '../model/conntrack.js';
 import { Ftfw } from '../sync/ftfw.js';
@@ -104,6 +104,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   private readonly control: ControlServer;
   private readonly commands: CommandHandler;
   private readonly disableExternal: boolean;
+  private readonly bypassInternal: boolean;
   private reconcileTimer: TimerHandle | null = null;
   private lastReconcileAt = -Infinity;
   private reconciling: Promise<void> | null = null;
@@ -127,9 +128,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     this.startedAt = this.clock.now();
     this.rl = new RateLimitedLog(this.log);
     this.disableExternal = sync.disableExternalCache;
-    if (sync.disableInternalCache) {
-      // conntrackd's NOTRACK-only bypass trades -i, reconcile and bulk answers for a little memory.
-      this.log.warn({ file: config.file }, 'DisableInternalCache is not supported: the internal cache stays on');
+    // conntrackd's NOTRACK-only bypass: events go to the peer without being mirrored, and a bulk
+    // send dumps the kernel table. FTFW needs the cache (resends send an object's newest state).
+    this.bypassInternal = sync.disableInternalCache && sync.mode === 'notrack';
+    if (sync.disableInternalCache && !this.bypassInternal) {
+      this.log.warn({ file: config.file }, 'DisableInternalCache applies to Mode NOTRACK only: the internal cache stays on');
     }
     this.filter = this.buildFilter();
 
@@ -267,6 +270,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
 
   /** Initial dump and -R: the kernel table into the internal cache, nothing sent. */
   async populateFromKernel(): Promise<number> {
+    if (this.bypassInternal) return 0;
     const entries = await this.table.dump();
     let n = 0;
     for (const ct of entries) {
@@ -289,7 +293,18 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     }
     const origin = this.originOf(kind, originPortId);
     if (origin === ORIGIN.INJECT) return;
+    if (this.bypassInternal) {
+      if (origin === ORIGIN.NOT_ME) this.sync.enqueue(this.transient(kind, ct));
+      return;
+    }
     this.internal.event(kind, ct, origin);
+  }
+
+  /** DisableInternalCache: a one-shot object the sync layer sends and drops. */
+  private transient(kind: EventKind, ct: Conntrack): CacheObject<Conntrack> {
+    const now = this.clock.now();
+    const state = kind === EVENT.NEW ? OBJ_STATE.NEW : kind === EVENT.DESTROY ? OBJ_STATE.DEAD : OBJ_STATE.ALIVE;
+    return { kind: 'ct', value: ct, state, firstSeen: now, lastUpdate: now, sync: null, pins: 0 };
   }
 
   onExpectation(kind: EventKind, exp: Expectation, originPortId: number): void {
@@ -325,6 +340,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
 
   /** Dump-and-reconcile: the internal cache becomes the kernel table; differences go to the peer. */
   reconcile(): Promise<void> {
+    if (this.bypassInternal) return Promise.resolve(); // nothing mirrored, nothing to repair
     if (this.reconciling) return this.reconciling;
     this.reconciling = (async () => {
       this.lastReconcileAt = this.clock.now();
@@ -386,6 +402,13 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
 
   /** -B and the peer's RESYNC: every internal object goes to the peer again. */
   bulkSend(): number {
+    if (this.bypassInternal) {
+      // No cache to walk: the kernel table is the state (conntrackd does the same).
+      void this.table.dump().then((entries) => {
+        for (const ct of entries) if (this.filter.accepts(ct)) this.sync.enqueue(this.transient(EVENT.NEW, ct));
+      }, (e) => this.rl.error('bulk', { err: e }, 'bulk send: kernel dump failed'));
+      return 0;
+    }
     let n = 0;
     for (const obj of this.internal.all()) {
       this.sync.enqueue(obj);

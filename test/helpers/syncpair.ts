@@ -49,9 +49,7 @@ export function renderConfig(c: NodeConfig, dir: string): string {
   const ignore = ['127.0.0.1', ...(c.ignoreCidrs ?? [])];
   return `Sync {
 \tMode ${c.mode ?? 'FTFW'} {
-\t\tResendQueueSize 131072
-\t\tPurgeTimeout 5
-\t\tACKWindowSize 300
+${c.mode === 'NOTRACK' ? '' : '\t\tResendQueueSize 131072\n\t\tACKWindowSize 300\n'}\t\tPurgeTimeout 5
 \t\tDisableExternalCache Off
 ${(c.modeExtra ?? []).map((l) => `\t\t${l}\n`).join('')}\t}
 \tUDP {

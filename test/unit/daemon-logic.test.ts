@@ -88,9 +88,9 @@ function flow(sport: number, src = '10.99.0.2', extra: Partial<Conntrack> = {}):
   };
 }
 
-function config(dir: string, name: string, modeExtra = '', tail = ''): string {
+function config(dir: string, name: string, modeExtra = '', tail = '', mode = 'FTFW'): string {
   return `Sync {
-  Mode FTFW {
+  Mode ${mode} {
     ${modeExtra}
   }
   UDP { IPv4_address 192.0.2.1 IPv4_Destination_Address 192.0.2.2 Port 3780 Interface fake0 }
@@ -117,16 +117,16 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
   let dir = '';
   let nodes: Node[] = [];
 
-  async function pair(modeExtraB = '', tailA = ''): Promise<[Node, Node]> {
+  async function pair(modeExtraB = '', tailA = '', mode = 'FTFW', modeExtraA = ''): Promise<[Node, Node]> {
     dir = mkdtempSync(join(tmpdir(), 'ctsync-daemon-'));
     const [ca, cb] = createFakePair();
     const mk = (name: string, ch: typeof ca, extra: string, tail = ''): Node => {
-      const { config: cfg } = parseConfig(config(dir, name, extra, tail), `${name}.conf`);
+      const { config: cfg } = parseConfig(config(dir, name, extra, tail, mode), `${name}.conf`);
       const table = new FakeTable();
       const events = new FakeEvents();
       return { d: new Daemon(cfg, { log: silentLogger, table, events, channel: ch }), table, events };
     };
-    const a = mk('a', ca, '', tailA);
+    const a = mk('a', ca, modeExtraA, tailA);
     const b = mk('b', cb, modeExtraB);
     await a.d.start();
     await b.d.start();
@@ -217,4 +217,17 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
     await until(() => b.d.external.ctSize === 1, 'periodic reconcile replicated the silent entry');
     expect(a.d.kernel.resyncWithKernel).toBeGreaterThanOrEqual(2);
   }, 10_000);
+
+  it('NOTRACK with DisableInternalCache sends events straight through and bulk-sends the kernel table', async () => {
+    const [a, b] = await pair('', '', 'NOTRACK', 'DisableInternalCache on');
+    a.events.emit(EVENT.NEW, flow(8000));
+    await until(() => b.d.external.ctSize === 1, 'entry at B');
+    expect(a.d.internal.activeCount).toBe(0);
+    a.table.rows.set(keyOf(flow(8001)), flow(8001));
+    a.table.rows.set(keyOf(flow(8002)), flow(8002));
+    a.d.bulkSend();
+    await until(() => b.d.external.ctSize === 3, 'bulk from the kernel table at B');
+    a.events.emit(EVENT.DESTROY, flow(8000));
+    await until(() => b.d.external.ctSize === 2, 'deletion at B');
+  });
 });
