@@ -10,9 +10,10 @@
 // conntrackd request protocol, one int32), so neither daemon pays a client
 // process start per poll; kernel counts come from /proc/<pid>/net/stat.
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { CTL } from '../src/control/codes.js';
 import { CtClient } from '../src/netlink/client.js';
 import { cleanupAllSync } from '../test/helpers/netns.js';
@@ -20,8 +21,11 @@ import { makePair as makeMixedPair, REPO_ROOT, type DaemonKind, type Pair, type 
 import { tcpEntries } from '../test/helpers/bulk.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** Both firewalls run the same daemon. */
-const makePair = (kind: DaemonKind, tag: string): Pair => makeMixedPair(kind, kind, tag);
+/** Both firewalls run the same daemon; with a key file both seal the sync link (ctsync only). */
+const makePair = (kind: DaemonKind, tag: string, keyFile?: string): Pair => {
+  const tail = keyFile ? { tail: `Ctsync {\n\tKeyFile ${keyFile}\n}\n` } : {};
+  return makeMixedPair(kind, kind, tag, { a: tail, b: tail });
+};
 import { cpuSeconds, kernelCount, peakRssMiB, quantile } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
@@ -48,8 +52,8 @@ function log(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-async function withPair<T>(kind: DaemonKind, tag: string, fn: (p: Pair) => Promise<T>): Promise<T> {
-  const p = makePair(kind, tag);
+async function withPair<T>(kind: DaemonKind, tag: string, fn: (p: Pair) => Promise<T>, keyFile?: string): Promise<T> {
+  const p = makePair(kind, tag, keyFile);
   try {
     await p.a.start();
     await p.b.start();
@@ -123,8 +127,8 @@ interface ReplResult {
   rssSendMiB: number; rssRecvMiB: number; fw1Internal: number; diag?: Record<string, string>;
 }
 
-async function replicate(kind: DaemonKind, n: number): Promise<ReplResult> {
-  return withPair(kind, 'r', async (p) => {
+async function replicate(kind: DaemonKind, n: number, keyFile?: string): Promise<ReplResult> {
+  return withPair(kind, keyFile ? 'k' : 'r', async (p) => {
     const entries = tcpEntries(n);
     const statsCostS = await statsCost(p.b);
     const client = new CtClient({ netns: p.fw1.path });
@@ -164,7 +168,15 @@ async function replicate(kind: DaemonKind, n: number): Promise<ReplResult> {
     } finally {
       client.close();
     }
-  });
+  }, keyFile);
+}
+
+/** A fresh key file (mode 0600, one AES-256 key) for the sealed-link row. */
+function makeKeyFile(): string {
+  const dir = mkdtempSync(join(os.tmpdir(), 'ctbench-key-'));
+  const file = join(dir, 'sync.key');
+  writeFileSync(file, `1 ${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return file;
 }
 
 /** Fills fw1 with n entries and waits for fw2's external cache; carries on with what arrived if replication stalls. */
@@ -473,6 +485,26 @@ async function main(): Promise<void> {
     raw.loss = r;
     rows.push({ workload: `20% sync-link loss, ${LOSS_N / 1000}k burst: time to converge`, values: pick(r, (x) => x.convergeS), unit: 's', digits: 2, better: 'lower' });
     rows.push({ workload: `20% sync-link loss, ${LOSS_N / 1000}k burst: missing after ${LOSS_BOUND_MS / 1000} s`, values: pick(r, (x) => x.missing), unit: '', digits: 0, better: 'lower', target: { text: '0', ok: (c) => c === 0 } });
+  }
+  if (wants('seal')) {
+    // Issue 7's target: sealing (Ctsync { KeyFile }) costs at most 15% of end-to-end events/s.
+    const keyFile = makeKeyFile();
+    try {
+      log(`sealed link ${BIG}: ctsync plain then ctsync with KeyFile …`);
+      const plain = await replicate('ctsync', BIG);
+      const sealed = await replicate('ctsync', BIG, keyFile);
+      raw.seal = { plain, sealed };
+      const pr = plain.eventsPerS;
+      const sr = sealed.eventsPerS;
+      const slower = pr && sr ? (1 - sr / pr) * 100 : null;
+      const cpu = (r: ReplResult): string => `${(r.cpuSendUs + r.cpuRecvUs).toFixed(1)} µs`;
+      rows.push({ workload: `Sealed sync link, ${BIG / 1000}k (ctsync plain vs ctsync KeyFile)`, values: {}, unit: '', digits: 0, better: null,
+        text: `plain ${fmt(pr, 0, 'ev/s')}, sealed ${fmt(sr, 0, 'ev/s')}: ${slower === null ? 'n/a' : `${slower.toFixed(1)}% slower`}`
+          + ` (target ≤ 15%: ${slower !== null && slower <= 15 ? 'met' : '**missed**'}); CPU per event ${cpu(plain)} → ${cpu(sealed)};`
+          + ` lost ${plain.lost} / ${sealed.lost}` });
+    } finally {
+      rmSync(dirname(keyFile), { recursive: true, force: true });
+    }
   }
   rows.push({ workload: 'Failover TCP stall', values: {}, unit: '', digits: 0, better: null, text: 'covered by the keepalived failover test (another engineer), not measured here' });
 

@@ -73,9 +73,29 @@ export interface NetlinkEventsOptions {
 
 export class NetlinkEvents implements KernelEventSource {
   private readonly listener: CtEventListener;
+  private target: KernelEventHandler | null = null;
+  /** Exceptions from the daemon's handlers: counted, never allowed back into the native callback. */
+  private handlerErrors = 0;
 
   constructor(opts: NetlinkEventsOptions = {}) {
     this.listener = new CtEventListener({
+      // The direct handler skips EventEmitter dispatch on the per-event path.
+      handler: {
+        onEvent: (kind, ct, portid) => {
+          try {
+            this.target?.onConntrack(kind, ct, portid);
+          } catch {
+            this.handlerErrors++;
+          }
+        },
+        onExpectation: (kind, exp, portid) => {
+          try {
+            this.target?.onExpectation(kind, exp, portid);
+          } catch {
+            this.handlerErrors++;
+          }
+        },
+      },
       ...(opts.netns ? { netns: opts.netns } : {}),
       ...(opts.bufferSize ? { bufferSize: opts.bufferSize } : {}),
       ...(opts.maxBufferSize ? { maxBufferSize: opts.maxBufferSize } : {}),
@@ -85,8 +105,7 @@ export class NetlinkEvents implements KernelEventSource {
   }
 
   start(handler: KernelEventHandler): void {
-    this.listener.on('event', (kind, ct, portid) => handler.onConntrack(kind, ct, portid));
-    this.listener.on('expectation', (kind, exp, portid) => handler.onExpectation(kind, exp, portid));
+    this.target = handler;
     this.listener.on('overrun', () => handler.onOverrun());
     // Decode errors are counted by the listener; an 'error' without a listener would throw.
     this.listener.on('error', () => undefined);
@@ -99,6 +118,9 @@ export class NetlinkEvents implements KernelEventSource {
 
   stats(): EventSourceStats {
     const s = this.listener.stats;
-    return { events: s.events + s.expEvents, overruns: s.overruns, decodeErrors: s.decodeErrors, bufferSize: s.bufferSize };
+    return {
+      events: s.events + s.expEvents, overruns: s.overruns, decodeErrors: s.decodeErrors, bufferSize: s.bufferSize,
+      handlerErrors: this.handlerErrors,
+    };
   }
 }

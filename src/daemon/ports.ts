@@ -42,6 +42,8 @@ export interface EventSourceStats {
   overruns: number;
   decodeErrors: number;
   bufferSize: number;
+  /** Events whose processing threw (a bug, counted so it is seen in -s --json). */
+  handlerErrors?: number;
 }
 
 export interface KernelEventSource {
