@@ -45,6 +45,8 @@ RUN npm ci \
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ ./src/
 COPY bench/ ./bench/
+# bench/ is compiled with the helpers it shares with the tests.
+COPY test/helpers/ ./test/helpers/
 COPY bin/ ./bin/
 RUN npm run build \
  && npm prune --omit=dev
