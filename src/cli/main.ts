@@ -6,7 +6,7 @@ import { parseArgs, type CliAction } from './args.js';
 import { usageText, versionText, formatLogLine, CANT_CONNECT_MESSAGE } from './help.js';
 import { loadConfig, checkHost, type CtsyncConfig, type ConfigWarning } from '../config/index.js';
 import { sendRequest } from '../control/client.js';
-import { CTL, encodeRequest } from '../control/codes.js';
+import { CTL } from '../control/codes.js';
 import { createReopenableLogger } from '../log/logger.js';
 import { Daemon } from '../daemon/daemon.js';
 import { SecureChannel } from '../channel/secure.js';
@@ -172,6 +172,3 @@ export async function main(argv: string[]): Promise<number> {
       return runDaemon(action);
   }
 }
-
-// Keep the import used for the encoder; the client sends the JSON flag through sendRequest.
-void encodeRequest;
