@@ -6,14 +6,13 @@
 // replaced. Differences: it reports how many and how long to the caller.
 import { IPS, IPPROTO, type Conntrack } from '../model/conntrack.js';
 import type { CacheObject } from '../cache/types.js';
+import { commitTimeout, COMMIT_FALLBACK_TIMEOUT } from '../cache/external.js';
 import type { ConntrackTable, WriteResult } from './ports.js';
 
 /** IP_CT_TCP_FLAG_BE_LIBERAL: ignore window checks until the window is learnt again. */
 const TCP_FLAG_BE_LIBERAL = 0x08;
 /** Entries per batch handed to the kernel side (one sendmsg each). */
 const COMMIT_BATCH = 2048;
-/** conntrackd falls back to 60 s when the estimate is not positive. */
-const FALLBACK_TIMEOUT = 60;
 
 export interface CommitOptions {
   /** CommitTimeout: a fixed timeout for committed entries, if configured. */
@@ -39,15 +38,8 @@ export interface CommitReport {
  */
 export function toKernelEntry(obj: CacheObject<Conntrack>, opts: CommitOptions): Conntrack {
   const ct = obj.value;
-  let timeout: number;
-  if (opts.commitTimeout !== undefined) {
-    timeout = opts.commitTimeout;
-  } else if (ct.timeout !== undefined) {
-    timeout = ct.timeout - Math.floor((opts.now - obj.lastUpdate) / 1000);
-    if (timeout <= 0) timeout = FALLBACK_TIMEOUT;
-  } else {
-    timeout = FALLBACK_TIMEOUT;
-  }
+  // The remaining lifetime as the external cache computes it (§5.2); 60 s when it is unknown.
+  const timeout = commitTimeout(obj, opts.now, opts.commitTimeout) ?? COMMIT_FALLBACK_TIMEOUT;
   const out: Conntrack = { orig: ct.orig, timeout, status: (ct.status ?? 0) & ~IPS.EXPECTED };
   if (ct.reply !== undefined) out.reply = ct.reply;
   if (ct.mark !== undefined) out.mark = ct.mark;

@@ -78,7 +78,8 @@ export interface DaemonEvents {
 }
 
 export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, KernelEventHandler {
-  readonly config: CtsyncConfig;
+  /** Replaced on SIGHUP (filters, keys); the data path keeps what it was built with. */
+  config: CtsyncConfig;
   readonly log: Logger;
   readonly clock: Clock;
   readonly startedAt: number;
@@ -262,7 +263,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
 
   /** SIGHUP: filters are rebuilt from a re-read config; caches are kept. */
   reloadFilter(config: CtsyncConfig): void {
-    (this as { config: CtsyncConfig }).config = config;
+    this.config = config;
     this.filter = this.buildFilter();
   }
 

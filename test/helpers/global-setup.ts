@@ -27,7 +27,7 @@ function requireEverythingInCI(): void {
   if (process.env.CI !== 'true') return;
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root');
-  for (const tool of ['conntrack', 'conntrackd', 'keepalived', 'nft', 'iptables', 'ip', 'tcpdump', 'socat']) {
+  for (const tool of ['conntrack', 'conntrackd', 'keepalived', 'nft', 'iptables', 'ip', 'tcpdump', 'socat', 'openssl']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) missing.push(tool);
   }
   if (missing.length) throw new Error(`CI must run every system test; missing: ${missing.join(', ')}`);

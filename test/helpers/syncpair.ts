@@ -172,32 +172,89 @@ export interface Pair {
  * fw1 (172.30.1.1) and fw2 (172.30.1.2) joined by veth "sync0"; both track
  * connections. Kinds choose which daemon runs on each side.
  */
-export function makePair(kindA: DaemonKind, kindB: DaemonKind, tag = 'p',
-  extra: { a?: Partial<NodeConfig>; b?: Partial<NodeConfig> } = {}): Pair {
-  const lab = new Lab(tag);
-  let fw1: Netns;
-  let fw2: Netns;
+/**
+ * Builds namespaces with `build` (which must return fw1 and fw2), then one
+ * SyncNode on each; if anything fails on the way, everything made so far is
+ * removed. Cleanup stops the daemons before the namespaces go.
+ */
+function withNodes<T extends { fw1: Netns; fw2: Netns }>(lab: Lab, build: () => T,
+  nodes: (t: T) => { a: SyncNode; b: SyncNode }, extraDirs: string[] = []): T & Pair {
+  let t: T;
+  let ab: { a: SyncNode; b: SyncNode };
   try {
-    fw1 = lab.netns('fw1');
-    fw2 = lab.netns('fw2');
-    lab.veth(fw1, 'sync0', fw2, 'sync0', ['172.30.1.1/24'], ['172.30.1.2/24']);
-    lab.enableConntrack(fw1);
-    lab.enableConntrack(fw2);
+    t = build();
+    ab = nodes(t);
   } catch (e) {
     lab.cleanupSync();
+    for (const d of extraDirs) rmSync(d, { recursive: true, force: true });
     throw e;
   }
-  const a = new SyncNode(lab, fw1, kindA, { local: '172.30.1.1', peer: '172.30.1.2', iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], ...extra.a });
-  const b = new SyncNode(lab, fw2, kindB, { local: '172.30.1.2', peer: '172.30.1.1', iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], ...extra.b });
+  const { a, b } = ab;
   return {
-    lab, fw1, fw2, a, b,
+    ...t, lab, a, b,
     async cleanup() {
       await Promise.all([a.stop(), b.stop()]);
       await lab.cleanup();
       a.removeDir();
       b.removeDir();
+      for (const d of extraDirs) rmSync(d, { recursive: true, force: true });
     },
   };
+}
+
+export function makePair(kindA: DaemonKind, kindB: DaemonKind, tag = 'p',
+  extra: { a?: Partial<NodeConfig>; b?: Partial<NodeConfig> } = {}): Pair {
+  const lab = new Lab(tag);
+  return withNodes(lab, () => {
+    const fw1 = lab.netns('fw1');
+    const fw2 = lab.netns('fw2');
+    lab.veth(fw1, 'sync0', fw2, 'sync0', ['172.30.1.1/24'], ['172.30.1.2/24']);
+    lab.enableConntrack(fw1);
+    lab.enableConntrack(fw2);
+    return { fw1, fw2 };
+  }, ({ fw1, fw2 }) => ({
+    a: new SyncNode(lab, fw1, kindA, { local: '172.30.1.1', peer: '172.30.1.2', iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], ...extra.a }),
+    b: new SyncNode(lab, fw2, kindB, { local: '172.30.1.2', peer: '172.30.1.1', iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], ...extra.b }),
+  }));
+}
+
+export interface SegmentPair extends Pair {
+  /** A third host on the sync segment (172.30.1.66 on eth0): the attacker of the security tests. */
+  att: Netns;
+  /** A private directory for the test's files (keys, certificates), removed with the pair. */
+  dir: string;
+}
+
+/**
+ * fw1 (172.30.1.1), fw2 (172.30.1.2) and att (172.30.1.66) on one bridge
+ * (br0 in namespace sw), both firewalls running ctsync.
+ */
+export function makeSegmentPair(tag: string,
+  extraOf: (dir: string) => { a?: Partial<NodeConfig>; b?: Partial<NodeConfig> } = () => ({})): SegmentPair {
+  const lab = new Lab(tag);
+  const dir = mkdtempSync(join(tmpdir(), 'ctsync-segment-'));
+  const extra = extraOf(dir);
+  return withNodes(lab, () => {
+    const fw1 = lab.netns('fw1');
+    const fw2 = lab.netns('fw2');
+    const att = lab.netns('att');
+    const sw = lab.netns('sw');
+    sw.run('ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    sw.run('ip', ['link', 'set', 'br0', 'up']);
+    lab.veth(fw1, 'sync0', sw, 'p1', ['172.30.1.1/24']);
+    lab.veth(fw2, 'sync0', sw, 'p2', ['172.30.1.2/24']);
+    lab.veth(att, 'eth0', sw, 'p3', ['172.30.1.66/24']);
+    for (const p of ['p1', 'p2', 'p3']) sw.run('ip', ['link', 'set', p, 'master', 'br0']);
+    lab.enableConntrack(fw1);
+    lab.enableConntrack(fw2);
+    return { fw1, fw2, att, dir };
+  }, ({ fw1, fw2 }) => {
+    const cfg = { iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'] };
+    return {
+      a: new SyncNode(lab, fw1, 'ctsync', { ...cfg, local: '172.30.1.1', peer: '172.30.1.2', ...extra.a }),
+      b: new SyncNode(lab, fw2, 'ctsync', { ...cfg, local: '172.30.1.2', peer: '172.30.1.1', ...extra.b }),
+    };
+  }, [dir]);
 }
 
 export interface RelayedPair extends Pair {
@@ -213,34 +270,24 @@ export interface RelayedPair extends Pair {
 export function makeRelayedPair(kindA: DaemonKind, kindB: DaemonKind, tag = 'r',
   extra: { a?: Partial<NodeConfig>; b?: Partial<NodeConfig> } = {}): RelayedPair {
   const lab = new Lab(tag);
-  let fw1: Netns;
-  let fw2: Netns;
-  let mid: Netns;
-  try {
-    fw1 = lab.netns('fw1');
-    fw2 = lab.netns('fw2');
-    mid = lab.netns('mid');
+  const pair = withNodes(lab, () => {
+    const fw1 = lab.netns('fw1');
+    const fw2 = lab.netns('fw2');
+    const mid = lab.netns('mid');
     lab.veth(fw1, 'sync0', mid, 'a0', ['10.0.1.1/24'], ['10.0.1.254/24']);
     lab.veth(fw2, 'sync0', mid, 'b0', ['10.0.2.2/24'], ['10.0.2.254/24']);
     lab.enableConntrack(fw1);
     lab.enableConntrack(fw2);
-  } catch (e) {
-    lab.cleanupSync();
-    throw e;
-  }
-  const a = new SyncNode(lab, fw1, kindA, { local: '10.0.1.1', peer: '10.0.1.254', iface: 'sync0', ignoreCidrs: ['10.0.0.0/16'], ...extra.a });
-  const b = new SyncNode(lab, fw2, kindB, { local: '10.0.2.2', peer: '10.0.2.254', iface: 'sync0', ignoreCidrs: ['10.0.0.0/16'], ...extra.b });
+    return { fw1, fw2, mid };
+  }, ({ fw1, fw2 }) => ({
+    a: new SyncNode(lab, fw1, kindA, { local: '10.0.1.1', peer: '10.0.1.254', iface: 'sync0', ignoreCidrs: ['10.0.0.0/16'], ...extra.a }),
+    b: new SyncNode(lab, fw2, kindB, { local: '10.0.2.2', peer: '10.0.2.254', iface: 'sync0', ignoreCidrs: ['10.0.0.0/16'], ...extra.b }),
+  }));
   return {
-    lab, fw1, fw2, mid, a, b,
+    ...pair,
     startRelay(opts) {
       const cfg = { a: { bind: '10.0.1.254', peer: '10.0.1.1' }, b: { bind: '10.0.2.254', peer: '10.0.2.2' }, port: 3780, ...opts };
-      lab.spawn(mid, process.execPath, [join(REPO_ROOT, 'test', 'helpers', 'udp-relay.mjs'), JSON.stringify(cfg)]);
-    },
-    async cleanup() {
-      await Promise.all([a.stop(), b.stop()]);
-      await lab.cleanup();
-      a.removeDir();
-      b.removeDir();
+      lab.spawn(pair.mid, process.execPath, [join(REPO_ROOT, 'test', 'helpers', 'udp-relay.mjs'), JSON.stringify(cfg)]);
     },
   };
 }

@@ -7,12 +7,11 @@
 // a key rotation while entries replicate loses none.
 // Without a key the source filter (AcceptOnlyPeer) stops att's own address,
 // but a spoofed peer address gets through: the reason the key exists.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Lab, isRoot, waitFor, type Netns } from '../helpers/netns.js';
-import { SyncNode } from '../helpers/syncpair.js';
+import { isRoot, waitFor, type Netns } from '../helpers/netns.js';
+import { makeSegmentPair, type SegmentPair, type SyncNode } from '../helpers/syncpair.js';
 import { injectBulk, tcpEntries } from '../helpers/bulk.js';
 import { readPcapUdp } from '../helpers/pcap.js';
 import { encodeConntrackMsg } from '../../src/wire/conntrack.js';
@@ -27,57 +26,22 @@ const PORT = 3780;
 const KEY1 = `1 ${'5e'.repeat(32)}\n`;
 const KEY2 = `2 ${'c3'.repeat(32)}\n`;
 
-interface Lan {
-  lab: Lab;
-  fw1: Netns;
-  fw2: Netns;
-  att: Netns;
-  a: SyncNode;
-  b: SyncNode;
-  dir: string;
-  cleanup(): Promise<void>;
-}
+type Lan = SegmentPair;
 
-/** fw1, fw2 and att on bridge br0 in namespace sw; att also owns fw1's address, silently. */
+/** fw1, fw2 and att on one bridge; att also owns fw1's address, silently. */
 function makeLan(tag: string, tail: ((node: 'a' | 'b', dir: string) => string) | null): Lan {
-  const lab = new Lab(tag);
-  const dir = mkdtempSync(join(tmpdir(), 'ctsync-secure-sys-'));
+  const lan = makeSegmentPair(tag, (dir) => (tail ? { a: { tail: tail('a', dir) }, b: { tail: tail('b', dir) } } : {}));
   try {
-    const fw1 = lab.netns('fw1');
-    const fw2 = lab.netns('fw2');
-    const att = lab.netns('att');
-    const sw = lab.netns('sw');
-    sw.run('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    sw.run('ip', ['link', 'set', 'br0', 'up']);
-    lab.veth(fw1, 'sync0', sw, 'p1', [`${FW1}/24`]);
-    lab.veth(fw2, 'sync0', sw, 'p2', [`${FW2}/24`]);
-    lab.veth(att, 'eth0', sw, 'p3', [`${ATT}/24`]);
-    for (const p of ['p1', 'p2', 'p3']) sw.run('ip', ['link', 'set', p, 'master', 'br0']);
     // The spoofed address, on att's loopback: with arp_ignore=1 att never answers ARP for it
     // (so fw2 keeps fw1's MAC) yet can send from it on the segment.
-    att.run('sysctl', ['-qw', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.eth0.arp_ignore=1',
+    lan.att.run('sysctl', ['-qw', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.eth0.arp_ignore=1',
       'net.ipv4.conf.all.arp_announce=2', 'net.ipv4.conf.eth0.arp_announce=2']);
-    att.run('ip', ['addr', 'add', `${FW1}/32`, 'dev', 'lo']);
-    lab.enableConntrack(fw1);
-    lab.enableConntrack(fw2);
-    const cfg = { iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'] };
-    const a = new SyncNode(lab, fw1, 'ctsync', { ...cfg, local: FW1, peer: FW2, tail: tail?.('a', dir) ?? '' });
-    const b = new SyncNode(lab, fw2, 'ctsync', { ...cfg, local: FW2, peer: FW1, tail: tail?.('b', dir) ?? '' });
-    return {
-      lab, fw1, fw2, att, a, b, dir,
-      async cleanup() {
-        await Promise.all([a.stop(), b.stop()]);
-        await lab.cleanup();
-        a.removeDir();
-        b.removeDir();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    lan.att.run('ip', ['addr', 'add', `${FW1}/32`, 'dev', 'lo']);
   } catch (e) {
-    lab.cleanupSync();
-    rmSync(dir, { recursive: true, force: true });
+    void lan.cleanup();
     throw e;
   }
+  return lan;
 }
 
 function writeKeys(path: string, text: string): void {

@@ -6,12 +6,11 @@
 // fw1 replicate to fw2; att with a self-signed certificate claiming fw1's
 // address, with a certificate from another CA, and in plaintext, gets
 // nothing into fw2, and fw2 counts and logs each refusal.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Lab, have, isRoot, waitFor, type Netns } from '../helpers/netns.js';
-import { SyncNode, renderConfig } from '../helpers/syncpair.js';
+import { have, isRoot, waitFor } from '../helpers/netns.js';
+import { makeSegmentPair, renderConfig, type SegmentPair, type SyncNode } from '../helpers/syncpair.js';
 import { injectBulk, tcpEntries } from '../helpers/bulk.js';
 import { TlsFixtures, haveOpenssl } from '../fixtures/tls/gen.js';
 import { encodeConntrackMsg } from '../../src/wire/conntrack.js';
@@ -24,18 +23,10 @@ const FW2 = '172.30.1.2';
 const ATT = '172.30.1.66';
 const PORT = 3790;
 
-interface Lan {
-  lab: Lab;
-  fw1: Netns;
-  fw2: Netns;
-  att: Netns;
-  a: SyncNode;
-  b: SyncNode;
-  dir: string;
+interface Lan extends SegmentPair {
   fx: TlsFixtures;
   evil: TlsFiles;
   otherCa: TlsFiles;
-  cleanup(): Promise<void>;
 }
 
 /** renderConfig's UDP block turned into a TCP one, and the Ctsync section with TLS. */
@@ -54,46 +45,20 @@ function tcpTlsConfig(node: SyncNode, files: TlsFiles): string {
 }
 
 function makeLan(tag: string): Lan {
-  const lab = new Lab(tag);
-  const dir = mkdtempSync(join(tmpdir(), 'ctsync-tls-sys-'));
-  const fx = new TlsFixtures(join(dir, 'pki'));
+  const seg = makeSegmentPair(tag, () => ({ a: { port: PORT }, b: { port: PORT } }));
   try {
+    const fx = new TlsFixtures(join(seg.dir, 'pki'));
     fx.ca('site');
     fx.ca('other');
     const f1 = fx.leaf('fw1', 'site', { ips: [FW1] });
     const f2 = fx.leaf('fw2', 'site', { ips: [FW2] });
     const evil = fx.selfSigned('evil', [FW1]);
     const otherCa = fx.leaf('other-fw1', 'other', { ips: [FW1] });
-    const fw1 = lab.netns('fw1');
-    const fw2 = lab.netns('fw2');
-    const att = lab.netns('att');
-    const sw = lab.netns('sw');
-    sw.run('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    sw.run('ip', ['link', 'set', 'br0', 'up']);
-    lab.veth(fw1, 'sync0', sw, 'p1', [`${FW1}/24`]);
-    lab.veth(fw2, 'sync0', sw, 'p2', [`${FW2}/24`]);
-    lab.veth(att, 'eth0', sw, 'p3', [`${ATT}/24`]);
-    for (const p of ['p1', 'p2', 'p3']) sw.run('ip', ['link', 'set', p, 'master', 'br0']);
-    lab.enableConntrack(fw1);
-    lab.enableConntrack(fw2);
-    const cfg = { iface: 'sync0', ignoreCidrs: ['172.30.1.0/24'], port: PORT };
-    const a = new SyncNode(lab, fw1, 'ctsync', { ...cfg, local: FW1, peer: FW2 });
-    const b = new SyncNode(lab, fw2, 'ctsync', { ...cfg, local: FW2, peer: FW1 });
-    writeFileSync(a.confPath, tcpTlsConfig(a, f1));
-    writeFileSync(b.confPath, tcpTlsConfig(b, f2));
-    return {
-      lab, fw1, fw2, att, a, b, dir, fx, evil, otherCa,
-      async cleanup() {
-        await Promise.all([a.stop(), b.stop()]);
-        await lab.cleanup();
-        a.removeDir();
-        b.removeDir();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    writeFileSync(seg.a.confPath, tcpTlsConfig(seg.a, f1));
+    writeFileSync(seg.b.confPath, tcpTlsConfig(seg.b, f2));
+    return { ...seg, fx, evil, otherCa };
   } catch (e) {
-    lab.cleanupSync();
-    rmSync(dir, { recursive: true, force: true });
+    void seg.cleanup();
     throw e;
   }
 }
