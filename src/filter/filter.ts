@@ -190,25 +190,24 @@ export class CompiledFilter {
   /** True when the flow is to be cached and synced, false when the filter drops it. */
   accepts(ct: Conntrack): boolean {
     const o = ct.orig;
-    const src = o.src;
-    const dst = ct.reply !== undefined ? ct.reply.src : o.dst;
-
-    if (o.l3 === AF_INET) {
-      const a = parseIPv4(src);
-      const b = parseIPv4(dst);
-      if (this.own4.size > 0 && (this.own4.has(a) || this.own4.has(b))) return false;
-      if (this.protoLogic !== NO && (this.protoMap[o.proto & 0xff]! ^ this.protoLogic) !== 0) return false;
-      if (this.addrLogic !== NO && !this.address4(a, b)) return false;
-    } else if (o.l3 === AF_INET6) {
-      const w = this.scratch6;
-      // An unparsable address cannot match anything; treat it as all-zero like an unset attribute.
-      if (!parseIPv6Into(src, w, 0)) w.fill(0, 0, 4);
-      if (!parseIPv6Into(dst, w, 4)) w.fill(0, 4, 8);
-      if (this.own6.size > 0 && (this.own6.has(w, 0) || this.own6.has(w, 4))) return false;
-      if (this.protoLogic !== NO && (this.protoMap[o.proto & 0xff]! ^ this.protoLogic) !== 0) return false;
-      if (this.addrLogic !== NO && !this.address6(w)) return false;
-    } else if (this.protoLogic !== NO && (this.protoMap[o.proto & 0xff]! ^ this.protoLogic) !== 0) {
-      return false;
+    if (this.protoLogic !== NO && (this.protoMap[o.proto & 0xff]! ^ this.protoLogic) !== 0) return false;
+    // Address text is parsed only when an address rule needs it: this runs for every event.
+    if (this.addrLogic !== NO || this.own4.size > 0 || this.own6.size > 0) {
+      const src = o.src;
+      const dst = ct.reply !== undefined ? ct.reply.src : o.dst;
+      if (o.l3 === AF_INET) {
+        const a = parseIPv4(src);
+        const b = parseIPv4(dst);
+        if (this.own4.size > 0 && (this.own4.has(a) || this.own4.has(b))) return false;
+        if (this.addrLogic !== NO && !this.address4(a, b)) return false;
+      } else if (o.l3 === AF_INET6) {
+        const w = this.scratch6;
+        // An unparsable address cannot match anything; treat it as all-zero like an unset attribute.
+        if (!parseIPv6Into(src, w, 0)) w.fill(0, 0, 4);
+        if (!parseIPv6Into(dst, w, 4)) w.fill(0, 4, 8);
+        if (this.own6.size > 0 && (this.own6.has(w, 0) || this.own6.has(w, 4))) return false;
+        if (this.addrLogic !== NO && !this.address6(w)) return false;
+      }
     }
 
     if (this.stateLogic !== NO && o.proto === IPPROTO.TCP && ct.tcp !== undefined) {

@@ -303,6 +303,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
    * peer's NACK for it, or the peer's ACK for it was lost, or it was sent
    * before the peer took its first sequence baseline). It is resent; a
    * duplicate costs the peer one idempotent update, a loss would cost an entry.
+   * A RESYNC request there is resent too; other control messages are dropped.
    */
   private rsRelease(from: number, to: number): void {
     let resent = 0;
@@ -312,9 +313,13 @@ export class Ftfw extends SyncEngine implements SyncMode {
       if (!seqBefore(it.seq, from)) {
         this.rs.remove(it);
         if (it.kind === 'obj') this.unpin(it, true);
-      } else if (it.kind === 'obj') {
+      } else if (it.kind === 'obj' || (it.flags & FLAG.RESYNC) !== 0) {
         this.tx.push(it);
         resent++;
+      } else {
+        // An old ACK/NACK of ours the peer never acknowledged: resending it is pointless (the
+        // peer's own rule resends what it was about), and kept it would pin the lag for good.
+        this.rs.remove(it);
       }
       it = next;
     }
