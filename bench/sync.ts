@@ -31,8 +31,10 @@ import { cpuSeconds, kernelCount, peakRssMiB, quantile } from './lib/probe.js';
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-const KINDS: DaemonKind[] = ['conntrackd', 'ctsync'];
-const SIZES = QUICK ? [10_000] : [10_000, 100_000, 250_000];
+/** `--kinds=ctsync` skips the conntrackd pair (profiling iterations; the table then has one column). */
+const KINDS = (argv.find((a) => a.startsWith('--kinds='))?.slice(8).split(',') ?? ['conntrackd', 'ctsync']) as DaemonKind[];
+/** `--sizes=100000` replaces the replicate sizes. */
+const SIZES = argv.find((a) => a.startsWith('--sizes='))?.slice(8).split(',').map(Number) ?? (QUICK ? [10_000] : [10_000, 100_000, 250_000]);
 const BIG = QUICK ? 10_000 : 100_000;
 const LAT_SAMPLES = QUICK ? 40 : 300;
 const LOSS_N = 10_000;
