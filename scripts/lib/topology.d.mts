@@ -24,6 +24,8 @@ export interface TopologyOptions {
   tag?: string;
   advertInt?: number;
   ctsync?: boolean;
+  /** The sync daemon: ctsync (default) or Debian's conntrackd with primary-backup.sh (benchmark reference). */
+  daemon?: 'ctsync' | 'conntrackd';
   rtoMinMs?: number;
   /** ctsync writes Ctsync { ReadyFile } to readyFilePath(i). */
   readyFile?: boolean;
@@ -58,6 +60,8 @@ export class HaTopology {
   readyValue(i: Fw): string | null;
   stopCtsync(i: Fw): Promise<void>;
   ctsync(i: Fw, args: string[], allowFail?: boolean): RunResult;
+  daemonCommand(): [string, string[]];
+  conntrackdWrapper(dir: string): string;
   startCtsync(i: Fw): Promise<void>;
   startKeepalived(i: Fw): ChildProcess;
   stopKeepalived(i: Fw): Promise<void>;

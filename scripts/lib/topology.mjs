@@ -173,7 +173,9 @@ export class HaTopology {
    * @param {object} [opts]
    * @param {string} [opts.tag] short tag in namespace names
    * @param {number} [opts.advertInt] VRRP advert interval, seconds
-   * @param {boolean} [opts.ctsync] run ctsync on the firewalls (false: the negative control)
+   * @param {boolean} [opts.ctsync] run the sync daemon on the firewalls (false: the negative control)
+   * @param {'ctsync'|'conntrackd'} [opts.daemon] which sync daemon (default ctsync); conntrackd runs with the same
+   *   conntrackd.conf and Debian's primary-backup.sh as its notify action (the benchmark's reference)
    * @param {number} [opts.rtoMinMs] TCP minimum RTO on client and server routes
    * @param {boolean} [opts.readyFile] ctsync writes its keepalived track file (Ctsync { ReadyFile }) to readyFilePath(i)
    * @param {number} [opts.peerTimeout] Ctsync { PeerTimeout } in seconds, with readyFile
@@ -181,7 +183,10 @@ export class HaTopology {
    * @param {(line: string) => void} [opts.log] progress lines
    */
   constructor(opts = {}) {
-    this.opts = { tag: 'h', advertInt: 0.3, ctsync: true, rtoMinMs: 350, readyFile: false, peerTimeout: 5, trackFile: false, log: () => {}, ...opts };
+    this.opts = { tag: 'h', advertInt: 0.3, ctsync: true, daemon: 'ctsync', rtoMinMs: 350, readyFile: false, peerTimeout: 5, trackFile: false, log: () => {}, ...opts };
+    if (this.opts.daemon === 'conntrackd' && (this.opts.readyFile || this.opts.trackFile)) {
+      throw new Error('readyFile/trackFile are ctsync features: not with daemon conntrackd');
+    }
     this.id = `cts${process.pid}${this.opts.tag}${++counter}`;
     this.dir = mkdtempSync(join(tmpdir(), 'ctsync-ha-'));
     this.ns = { sw: `${this.id}-sw`, client: `${this.id}-cl`, server: `${this.id}-sv`, fw: [`${this.id}-fw1`, `${this.id}-fw2`] };
@@ -291,13 +296,33 @@ COMMIT
         this.opts.readyFile ? { readyFile: this.readyFilePath(i), peerTimeout: this.opts.peerTimeout } : {}));
       // keepalived runs the notify command with its own argv splitting; a wrapper keeps paths simple.
       const wrapper = join(d, 'ctsync');
-      writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${CTSYNC_BIN} "$@"\n`);
+      writeFileSync(wrapper, this.opts.daemon === 'conntrackd' ? this.conntrackdWrapper(d) : `#!/bin/sh\nexec ${process.execPath} ${CTSYNC_BIN} "$@"\n`);
       chmodSync(wrapper, 0o755);
       const notify = `${NOTIFY_SCRIPT} -C ${join(d, 'ctsync.conf')} -b ${wrapper} -l ${join(d, 'notify.log')}`;
       writeFileSync(join(d, 'keepalived.conf'), keepalivedConfig(i, {
         notify, advertInt: this.opts.advertInt, ...(this.opts.trackFile ? { trackFile: this.readyFilePath(i) } : {}),
       }));
     }
+  }
+
+  /**
+   * conntrackd's stand-in for the ctsync binary: `notify <state>` runs Debian's
+   * primary-backup.sh (paths pointed at this firewall), anything else goes to
+   * conntrackd itself, so conf/ctsync-notify.sh logs both daemons the same way.
+   */
+  conntrackdWrapper(d) {
+    const bin = run('sh', ['-c', 'command -v conntrackd']).stdout.trim();
+    const example = '/usr/share/doc/conntrackd/examples/sync/primary-backup.sh';
+    const script = readFileSync(example, 'utf8')
+      .replace(/^CONNTRACKD_BIN=.*$/m, `CONNTRACKD_BIN=${bin}`)
+      .replace(/^CONNTRACKD_LOCK=.*$/m, `CONNTRACKD_LOCK=${join(d, 'ctsync.lock')}`)
+      .replace(/^CONNTRACKD_CONFIG=.*$/m, `CONNTRACKD_CONFIG=${join(d, 'ctsync.conf')}`);
+    writeFileSync(join(d, 'primary-backup.sh'), script);
+    return `#!/bin/sh
+[ "$1" = notify ] || exec ${bin} "$@"
+case "$2" in master) s=primary ;; backup) s=backup ;; fault) s=fault ;; *) exit 0 ;; esac
+exec sh ${join(d, 'primary-backup.sh')} $s
+`;
   }
 
   confPath(i) { return join(this.fwDir[i], 'ctsync.conf'); }
@@ -312,11 +337,18 @@ COMMIT
 
   /** ctsync client command on firewall i. */
   ctsync(i, args, allowFail = false) {
-    return this.exec(this.ns.fw[i], process.execPath, [CTSYNC_BIN, '-C', this.confPath(i), ...args], { allowFail, timeoutMs: 30_000 });
+    const [cmd, pre] = this.daemonCommand();
+    return this.exec(this.ns.fw[i], cmd, [...pre, '-C', this.confPath(i), ...args], { allowFail, timeoutMs: 30_000 });
+  }
+
+  /** The sync daemon's executable and leading arguments (client and daemon modes share them). */
+  daemonCommand() {
+    return this.opts.daemon === 'conntrackd' ? ['conntrackd', []] : [process.execPath, [CTSYNC_BIN]];
   }
 
   async startCtsync(i) {
-    const p = this.spawn(this.ns.fw[i], process.execPath, [CTSYNC_BIN, '-C', this.confPath(i)]);
+    const [cmd, pre] = this.daemonCommand();
+    const p = this.spawn(this.ns.fw[i], cmd, [...pre, '-C', this.confPath(i)]);
     this.ctsyncProcs[i] = p;
     p.stdout.on('data', (d) => { this.output.ctsync[i] += d; });
     p.stderr.on('data', (d) => { this.output.ctsync[i] += d; });

@@ -12,7 +12,7 @@ import type { CommitReport } from './commit.js';
 import type { SyncMode, SyncStats } from '../sync/types.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { linkSnapshotFrom, syncSnapshotFrom, type Metrics, type MetricsSnapshot, type MetricsSource, noopMetrics } from '../metrics/types.js';
-import { PrometheusMetrics } from '../metrics/prometheus.js';
+import type { PrometheusMetrics } from '../metrics/prometheus.js';
 import { MetricsHttpServer } from '../metrics/http.js';
 import { NotifyFifoReader, ReadinessTracker, evaluateReadiness, peerUp, type VrrpTransition } from '../ops/readiness.js';
 import { SdNotifier, type SdNotifierOptions } from '../ops/systemd.js';
@@ -181,6 +181,8 @@ export async function startOps(daemon: OpsDaemon, log: Logger, opts: OpsOptions 
   let http: MetricsHttpServer | null = null;
   let httpAddress: Ops['httpAddress'] = null;
   if (x.metrics) {
+    // prom-client (~3 MiB of heap) is loaded only by daemons that serve metrics.
+    const { PrometheusMetrics } = await import('../metrics/prometheus.js');
     prometheus = new PrometheusMetrics({ source, peerTimeoutMs, processMetrics: true });
     metrics = prometheus;
   }
