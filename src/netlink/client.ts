@@ -447,6 +447,8 @@ export class CtClient {
   private discardDump(seq: number): void {
     const r = this.reader;
     for (let i = 0; i < 100_000; i++) {
+      // Closed under us (daemon shutdown mid-dump): nothing left to read, and every drain would throw.
+      if (this.sock.closed) return;
       let buf: Buffer | null;
       try {
         buf = this.sock.drain(DUMP_CHUNK);
