@@ -470,7 +470,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     } finally {
       if (muted) this.unmuteNewAfterCommit();
     }
-    if (muted) void this.serialize(() => this.reconcile({ afterCommit: true }));
+    // After a turn of the event loop, so the reply to -c leaves before the dump's first chunks are decoded.
+    if (muted) void this.serialize(() => new Promise<void>((res) => setImmediate(res)).then(() => this.reconcile({ afterCommit: true })));
     if (this.internalExp) {
       const exps = this.external.expCommitOrder().map((o) => o.value);
       if (exps.length > 0) {
