@@ -160,10 +160,13 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
 
   /**
    * Processes one batch of packed datagrams. Public so a test or a bench can
-   * feed recorded bytes; the addon calls it once per wakeup.
+   * feed recorded bytes; the addon calls it once per wakeup with its one
+   * persistent buffer and the length used (`len`): the bytes are only valid
+   * during this call, so decoding must copy whatever it keeps (ct-codec
+   * copies labels; strings and numbers are copies by nature).
    */
-  readonly onData = (buf: Buffer | null, errno: number): void => {
-    if (buf) this.decode(buf);
+  readonly onData = (buf: Buffer | null, errno: number, len?: number): void => {
+    if (buf) this.decode(len === undefined ? buf : buf.subarray(0, len));
     if (errno === 0) return;
     if (errno === ERRNO.ENOBUFS || errno === ERRNO.EMSGSIZE) {
       this.overrun(errno);

@@ -504,6 +504,25 @@ describe('CtEventListener over a fake binding', () => {
     expect(l.stats.events).toBe(3);
   });
 
+  it('decodes only the used part of the addon\'s persistent buffer, and keeps no reference into it', () => {
+    const fake = new FakeBinding();
+    const l = new CtEventListener({ binding: fake });
+    const seen: Conntrack[] = [];
+    l.on('event', (_kind, ct) => seen.push(ct));
+    l.start();
+    const w = new NlWriter(4096);
+    ctMessage(w, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 0, 0, { ...tcp(5), labels: Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]) });
+    const persistent = Buffer.alloc(64 * 1024, 0xee); // garbage after the used part
+    const len = w.view().copy(persistent);
+    // The addon's third argument (length used); NativeReadCallback in native.ts does not declare it yet.
+    (fake.socks[0]!.cb! as (buf: Buffer, errno: number, len: number) => void)(persistent, 0, len);
+    expect(seen).toHaveLength(1);
+    expect(l.stats.decodeErrors).toBe(0);
+    persistent.fill(0); // the addon reuses the buffer for the next wakeup
+    expect(seen[0]!.mark).toBe(5);
+    expect([...seen[0]!.labels!]).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+  });
+
   it('signals an overrun and grows the buffer up to the maximum', () => {
     const fake = new FakeBinding();
     const l = new CtEventListener({ binding: fake, bufferSize: 1 << 20, maxBufferSize: 3 << 20 });
