@@ -468,10 +468,13 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
         now: this.clock.now(),
       });
     } finally {
-      if (muted) this.unmuteNewAfterCommit();
+      if (muted) {
+        this.unmuteNewAfterCommit();
+        // Also after a failed commit: whatever reached the kernel is not mirrored yet. After a turn
+        // of the event loop, so the reply to -c leaves before the dump's first chunks are decoded.
+        void this.serialize(() => new Promise<void>((res) => setImmediate(res)).then(() => this.reconcile({ afterCommit: true })));
+      }
     }
-    // After a turn of the event loop, so the reply to -c leaves before the dump's first chunks are decoded.
-    if (muted) void this.serialize(() => new Promise<void>((res) => setImmediate(res)).then(() => this.reconcile({ afterCommit: true })));
     if (this.internalExp) {
       const exps = this.external.expCommitOrder().map((o) => o.value);
       if (exps.length > 0) {

@@ -229,6 +229,23 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
     expect(a.d.external.ctSize).toBe(1);
   });
 
+  it('a large commit that fails half-way still unmutes and resyncs what reached the kernel', async () => {
+    const [a, b] = await pair();
+    for (let i = 0; i < 3000; i++) a.events.emit(EVENT.NEW, flow(20_000 + i, '10.96.0.2'));
+    await until(() => b.d.external.ctSize === 3000, 'peer entries at B');
+    const create = b.table.createOrReplace.bind(b.table);
+    let calls = 0;
+    b.table.createOrReplace = async (entries) => {
+      if (++calls === 2) throw new Error('netlink gone');
+      return create(entries);
+    };
+    await expect(b.d.commit()).rejects.toThrow('netlink gone');
+    expect(b.events.newMuted).toBe(false);
+    await b.d.serialize(async () => undefined);
+    expect(b.table.rows.size).toBeGreaterThan(0);
+    expect(b.d.internal.activeCount).toBe(b.table.rows.size);
+  });
+
   it('a small commit keeps its NEW events (a dump would cost more)', async () => {
     const [a, b] = await pair();
     a.events.emit(EVENT.NEW, flow(9100));
