@@ -132,6 +132,37 @@ async function benchLive(n: number): Promise<{ events: number; expected: number;
   }
 }
 
+/**
+ * The daemon's commit situation: a live event listener on the same thread while
+ * the batch create runs, with its NEW group joined (the kernel builds and this
+ * thread decodes one event per entry) or muted for the commit (muteNew).
+ */
+async function benchCommitListening(client: CtClient, cts: Conntrack[], mute: boolean): Promise<{ createMs: number; cpuMs: number; events: number }> {
+  const times: number[] = [];
+  const cpus: number[] = [];
+  let events = 0;
+  for (let r = 0; r < RUNS; r++) {
+    await client.flush();
+    const listener = new CtEventListener({ netns: nsPath, bufferSize: 1 << 30, handler: { onEvent: () => { events++; } } });
+    try {
+      listener.start();
+      if (mute) listener.muteNew();
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const res = await client.create(cts);
+      times.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpus.push((c.user + c.system) / 1000);
+      if (mute) listener.unmuteNew();
+      if (res.ok !== cts.length) throw new Error(`create: ${res.failed.length} failed`);
+    } finally {
+      listener.close();
+    }
+  }
+  await client.flush();
+  return { createMs: median(times), cpuMs: median(cpus), events: events / RUNS };
+}
+
 function benchConntrackI(calls: number): number {
   const script = `i=0; while [ $i -lt ${calls} ]; do conntrack -I -s 10.9.$((i/250)).$((i%250+1)) -d 192.0.2.2 -p tcp --sport 1000 --dport 80 --state ESTABLISHED -t 300 -u SEEN_REPLY,ASSURED >/dev/null 2>&1; i=$((i+1)); done`;
   const t0 = performance.now();
@@ -145,6 +176,15 @@ async function main(): Promise<void> {
   const client = new CtClient({ netns: nsPath });
   try {
     const cts = Array.from({ length: N }, (_, i) => entry(i));
+    if (process.env.BENCH_ONLY === 'commit') {
+      // Quick loop for the commit path only: bare, listening, listening with NEW muted.
+      // CPU time (user+sys of this process, the kernel's insert work included) is what a busy machine distorts least.
+      const on = await benchCommitListening(client, cts, false);
+      const muted = await benchCommitListening(client, cts, true);
+      console.log(`create ${N}, listener on: ${on.createMs.toFixed(0)} ms wall, ${on.cpuMs.toFixed(0)} ms cpu (${on.events} events read)` +
+        ` | NEW muted: ${muted.createMs.toFixed(0)} ms wall, ${muted.cpuMs.toFixed(0)} ms cpu (${muted.events} events read)`);
+      return;
+    }
     const { createMs, dumpMs } = await benchCommit(client, cts);
     const drain = await benchDrain(client, cts);
     await client.flush();

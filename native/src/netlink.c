@@ -26,6 +26,9 @@
 // Per-wakeup budget: bounds how long one storm wakeup holds the event loop (pitfall 12).
 #define WAKEUP_BUDGET (1024 * 1024)
 #define DRAIN_DEFAULT_BUDGET (4 * 1024 * 1024)
+// The persistent event buffer: one wakeup reads until WAKEUP_BUDGET is reached, and the
+// last recvmmsg call may add up to SLOTS full slots on top.
+#define EV_CAP (WAKEUP_BUDGET + (size_t)SLOTS * SLOT_SIZE)
 // recvmmsg calls per read loop, whatever happens: a hard bound on a misbehaving socket.
 #define MAX_CALLS 4096
 
@@ -46,8 +49,15 @@ typedef struct {
   struct mmsghdr *msgs;   // lazily allocated recvmmsg slots
   struct iovec *iovs;
   char *slots;
-  char *acc;              // datagrams packed for one JS Buffer
+  char *acc;              // datagrams packed for one JS Buffer (drain)
   size_t acc_len, acc_cap;
+  // While started: the datagrams of one wakeup, packed into the memory of a
+  // JS Buffer created once at start() (owned by that Buffer: its finalizer
+  // frees it). Passed to every callback with the length used, instead of a
+  // fresh copy per wakeup (up to 1 MiB of external memory each: GC pressure).
+  char *ev;
+  size_t ev_len;
+  napi_ref ev_ref;
   nl_stats_t st;
 } nl_handle_t;
 
@@ -129,6 +139,13 @@ static void handle_stop(nl_handle_t *h) {
     napi_delete_reference(h->env, h->self);
     h->self = NULL;
   }
+  if (h->ev_ref) {
+    // The Buffer (and the memory under it) now lives only as long as JS holds it.
+    napi_delete_reference(h->env, h->ev_ref);
+    h->ev_ref = NULL;
+    h->ev = NULL;
+    h->ev_len = 0;
+  }
   // Destroying the async context while napi_make_callback still uses it is
   // not allowed: poll_cb destroys it once the callback has returned.
   if (h->actx && !h->in_callback) {
@@ -205,7 +222,14 @@ static int ensure_slots(nl_handle_t *h) {
   return 0;
 }
 
-static int acc_append(nl_handle_t *h, const char *p, size_t n) {
+static int acc_append(nl_handle_t *h, const char *p, size_t n, int to_ev) {
+  if (to_ev) {
+    // Never grown: its memory is a live JS Buffer. EV_CAP covers the budget plus one recvmmsg.
+    if (h->ev_len + n > EV_CAP) return ENOMEM;
+    memcpy(h->ev + h->ev_len, p, n);
+    h->ev_len += n;
+    return 0;
+  }
   if (h->acc_len + n > h->acc_cap) {
     size_t cap = h->acc_cap ? h->acc_cap : 256 * 1024;
     while (cap < h->acc_len + n) cap *= 2;
@@ -219,14 +243,16 @@ static int acc_append(nl_handle_t *h, const char *p, size_t n) {
   return 0;
 }
 
-// Reads datagrams until EAGAIN or the budget, packing them into h->acc.
+// Reads datagrams until EAGAIN or the budget, packing them into h->acc, or
+// into h->ev when to_ev (the event path; budget must then be <= WAKEUP_BUDGET).
 // Returns 0 or a fatal errno; *soft gets ENOBUFS (overrun, sk_err already
 // cleared by the read) or EMSGSIZE (a truncated datagram was dropped).
-static int read_loop(nl_handle_t *h, size_t budget, int *soft) {
+static int read_loop(nl_handle_t *h, size_t budget, int *soft, int to_ev) {
   int err = ensure_slots(h);
   if (err) return err;
-  h->acc_len = 0;
-  for (int calls = 0; calls < MAX_CALLS && h->acc_len < budget; calls++) {
+  size_t *used = to_ev ? &h->ev_len : &h->acc_len;
+  *used = 0;
+  for (int calls = 0; calls < MAX_CALLS && *used < budget; calls++) {
     for (int i = 0; i < SLOTS; i++) h->msgs[i].msg_hdr.msg_flags = 0;
     int n = recvmmsg(h->fd, h->msgs, SLOTS, MSG_DONTWAIT, NULL);
     if (n < 0) {
@@ -246,7 +272,7 @@ static int read_loop(nl_handle_t *h, size_t budget, int *soft) {
         continue;
       }
       size_t len = h->msgs[i].msg_len;
-      if (acc_append(h, h->iovs[i].iov_base, len)) return ENOMEM;
+      if (acc_append(h, h->iovs[i].iov_base, len, to_ev)) return ENOMEM;
       h->st.datagrams++;
       h->st.bytes += (double)len;
     }
@@ -268,22 +294,24 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
   // overrun): read to clear sk_err, then re-arm below (pitfall 1).
   int restarted = status < 0;
   int soft = 0;
-  int fatal = read_loop(h, WAKEUP_BUDGET, &soft);
+  if (!h->ev) return;  // stopped (no persistent buffer): nothing may be read into it
+  int fatal = read_loop(h, WAKEUP_BUDGET, &soft, 1);
 
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   h->in_callback = 1;
-  napi_value argv[2], cb, recv, result;
-  if (h->acc_len > 0) {
-    void *data;
-    napi_create_buffer_copy(env, h->acc_len, h->acc, &data, &argv[0]);
-  } else {
+  // cb(buffer, errno, length): the buffer is the persistent one, valid until the callback returns.
+  napi_value argv[3], cb, recv, result;
+  size_t used = h->ev_len;
+  if (used == 0 || !h->ev_ref || napi_get_reference_value(env, h->ev_ref, &argv[0]) != napi_ok || !argv[0]) {
+    used = 0;
     napi_get_null(env, &argv[0]);
   }
   napi_create_int32(env, fatal ? fatal : soft, &argv[1]);
-  if ((h->acc_len > 0 || fatal || soft) && h->cb && napi_get_reference_value(env, h->cb, &cb) == napi_ok && cb) {
+  napi_create_double(env, (double)used, &argv[2]);
+  if ((used > 0 || fatal || soft) && h->cb && napi_get_reference_value(env, h->cb, &cb) == napi_ok && cb) {
     napi_get_global(env, &recv);
-    napi_status s = napi_make_callback(env, h->actx, recv, cb, 2, argv, &result);
+    napi_status s = napi_make_callback(env, h->actx, recv, cb, 3, argv, &result);
     if (s == napi_pending_exception) {
       napi_value exc;
       napi_get_and_clear_last_exception(env, &exc);
@@ -309,6 +337,12 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
     if (restarted) h->st.poll_restarts++;
     if (restarted) uv_poll_start(h->poll, UV_READABLE, poll_cb);
   }
+}
+
+static void ev_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
 }
 
 /* ---------- exported functions ---------- */
@@ -499,7 +533,7 @@ static napi_value f_drain(napi_env env, napi_callback_info info) {
   if (!is_missing(env, argv[1]) && (napi_get_value_double(env, argv[1], &budget) != napi_ok || budget < 1))
     return throw_type(env, "drain(h, maxBytes?): maxBytes must be a positive number");
   int soft = 0;
-  int fatal = read_loop(h, (size_t)budget, &soft);
+  int fatal = read_loop(h, (size_t)budget, &soft, 0);
   if (fatal) return throw_errno(env, "recvmmsg", fatal);
   // On a request socket a lost or truncated reply means lost ACKs: the caller cannot trust the batch result.
   if (soft) return throw_errno(env, "recvmmsg", soft);
@@ -524,6 +558,14 @@ static napi_value f_start(napi_env env, napi_callback_info info) {
   if (h->polling) return throw_errno(env, "start: already started", EALREADY);
   int err = ensure_slots(h);
   if (err) return throw_errno(env, "start", err);
+  // The persistent event buffer, owned by its JS Buffer from here on.
+  char *ev = malloc(EV_CAP);
+  if (!ev) return throw_errno(env, "start", ENOMEM);
+  napi_value evbuf;
+  if (napi_create_external_buffer(env, EV_CAP, ev, ev_finalize, NULL, &evbuf) != napi_ok) {
+    free(ev);
+    return throw_type(env, "napi_create_external_buffer failed");
+  }
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type(env, "no uv loop");
   h->poll = malloc(sizeof *h->poll);
@@ -535,6 +577,9 @@ static napi_value f_start(napi_env env, napi_callback_info info) {
     return throw_errno(env, "uv_poll_init", -rc);
   }
   h->poll->data = h;
+  h->ev = ev;
+  h->ev_len = 0;
+  napi_create_reference(env, evbuf, 1, &h->ev_ref);
   napi_value name;
   napi_create_string_utf8(env, "ctsync:netlink", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &h->actx);

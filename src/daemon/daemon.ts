@@ -54,6 +54,12 @@ export interface KernelCounters {
 /** Smallest event-socket receive buffer (see the constructor). */
 const EVENT_BUFFER_FLOOR = 64 * 1024 * 1024;
 
+/**
+ * Peer entries from which a commit mutes NEW events: below it, the events cost less than the
+ * table dump that must follow.
+ */
+const COMMIT_MUTE_MIN = 1024;
+
 /** Minimum time between two dump-and-reconcile runs caused by overruns. */
 const OVERRUN_RECONCILE_MIN_MS = 1000;
 
@@ -339,19 +345,26 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     }, wait);
   }
 
-  /** Dump-and-reconcile: the internal cache becomes the kernel table; differences go to the peer. */
-  reconcile(): Promise<void> {
+  /**
+   * Dump-and-reconcile: the internal cache becomes the kernel table; differences go to the peer.
+   * `afterCommit`: the NEW events of a commit were muted (see commit()); dumped entries the peer
+   * gave us are mirrored without a report, as their commit-origin NEW would have been, and a run
+   * already under way is followed by a fresh one (its dump may predate the commit).
+   */
+  reconcile(opts: { afterCommit?: boolean } = {}): Promise<void> {
     if (this.bypassInternal) return Promise.resolve(); // nothing mirrored, nothing to repair
-    if (this.reconciling) return this.reconciling;
+    if (this.reconciling) return opts.afterCommit ? this.reconciling.then(() => this.reconcile(opts)) : this.reconciling;
     this.reconciling = (async () => {
       this.lastReconcileAt = this.clock.now();
       try {
         // Events keep flowing while the dump is read: objects they touch from here on are newer than it.
         const since = this.clock.now();
         const entries = (await this.table.dump()).filter((ct) => this.filter.accepts(ct));
+        if (opts.afterCommit) this.mirrorCommitted(entries, since);
         const r = this.internal.reconcile(entries, { since });
         this.kernel.resyncWithKernel++;
-        this.log.info({ ...r }, 'internal cache reconciled with the kernel table');
+        if (opts.afterCommit) this.log.debug({ ...r }, 'internal cache resynced with the kernel table after a commit');
+        else this.log.info({ ...r }, 'internal cache reconciled with the kernel table');
       } catch (e) {
         this.kernel.reconcileFailures++;
         this.rl.error('reconcile', { err: e }, 'resync with the kernel table failed');
@@ -360,6 +373,20 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       }
     })();
     return this.reconciling;
+  }
+
+  /**
+   * The entries a muted commit wrote, stored silently (populate stamps them at or after `since`,
+   * so the reconcile that follows keeps them and reports nothing). An object an event touched
+   * after the dump started knows more than the dump and is left alone.
+   */
+  private mirrorCommitted(entries: readonly Conntrack[], since: number): void {
+    for (const ct of entries) {
+      if (this.external.getCt(ct) === null) continue;
+      const cur = this.internal.lookup(ct);
+      if (cur !== null && cur.lastUpdate >= since) continue;
+      this.internal.populate(ct);
+    }
   }
 
   /** -F / -t: remove every kernel entry the filter accepts (ignored ones stay, as in conntrackd). */
@@ -424,14 +451,30 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     return n;
   }
 
-  /** -c: the external cache into the kernel. */
+  /**
+   * -c: the external cache into the kernel. A large commit runs with the NEW event group muted:
+   * otherwise the kernel builds, and this thread decodes, one NEW event per committed entry while
+   * the commit is still running (most of its cost). The internal cache is then brought in line by
+   * a dump, queued right behind this command (before a following -f, -R or -B).
+   */
   async commit(): Promise<CommitReport> {
     const sync = this.config.sync!;
-    const report = await commitConntracks(this.external.commitOrder(), this.table, {
-      ...(sync.commitTimeout !== undefined ? { commitTimeout: sync.commitTimeout } : {}),
-      tcpWindowTracking: sync.tcpWindowTracking,
-      now: this.clock.now(),
-    });
+    const muted = this.muteNewForCommit();
+    let report: CommitReport;
+    try {
+      report = await commitConntracks(this.external.commitOrder(), this.table, {
+        ...(sync.commitTimeout !== undefined ? { commitTimeout: sync.commitTimeout } : {}),
+        tcpWindowTracking: sync.tcpWindowTracking,
+        now: this.clock.now(),
+      });
+    } finally {
+      if (muted) {
+        this.unmuteNewAfterCommit();
+        // Also after a failed commit: whatever reached the kernel is not mirrored yet. After a turn
+        // of the event loop, so the reply to -c leaves before the dump's first chunks are decoded.
+        void this.serialize(() => new Promise<void>((res) => setImmediate(res)).then(() => this.reconcile({ afterCommit: true })));
+      }
+    }
     if (this.internalExp) {
       const exps = this.external.expCommitOrder().map((o) => o.value);
       if (exps.length > 0) {
@@ -445,6 +488,35 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     this.log.info({ committed: report.committed, failed: report.failed, seconds: report.seconds, errors: report.errors },
       `Committed ${report.committed} new entries`);
     return report;
+  }
+
+  /** Mutes NEW events for a commit when that pays: a big one, and an internal cache a dump can repair. */
+  private muteNewForCommit(): boolean {
+    if (this.bypassInternal || !this.events.muteNew || this.external.ctSize < COMMIT_MUTE_MIN) return false;
+    try {
+      const muted = this.events.muteNew();
+      if (muted) this.log.debug({ entries: this.external.ctSize }, 'commit: conntrack NEW events muted until it ends');
+      return muted;
+    } catch (e) {
+      this.log.debug({ err: e }, 'commit: cannot mute NEW events, committing with them');
+      return false;
+    }
+  }
+
+  private unmuteNewAfterCommit(): void {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.events.unmuteNew!();
+        this.log.debug('commit: conntrack NEW events unmuted');
+        return;
+      } catch (e) {
+        // Without the NEW group no new flow would reach the peer again: say so loudly.
+        if (attempt >= 3) {
+          this.rl.error('unmute', { err: e }, 'cannot rejoin the conntrack NEW event group: new flows are not replicated');
+          return;
+        }
+      }
+    }
   }
 
   // ---- SyncHost ----------------------------------------------------------

@@ -116,6 +116,14 @@ export class NetlinkEvents implements KernelEventSource {
     this.listener.close();
   }
 
+  muteNew(): boolean {
+    return this.listener.muteNew();
+  }
+
+  unmuteNew(): void {
+    this.listener.unmuteNew();
+  }
+
   stats(): EventSourceStats {
     const s = this.listener.stats;
     return {

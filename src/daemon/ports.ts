@@ -50,4 +50,12 @@ export interface KernelEventSource {
   start(handler: KernelEventHandler): void;
   stop(): void;
   stats(): EventSourceStats;
+  /**
+   * Stops NEW events only (UPDATE and DESTROY keep coming) until unmuteNew():
+   * a bulk commit then costs the kernel no event per entry. NEWs of that
+   * window are lost; the caller recovers them with a dump. Returns false when
+   * nothing was muted. Optional: a source without it is never muted.
+   */
+  muteNew?(): boolean;
+  unmuteNew?(): void;
 }

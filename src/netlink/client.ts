@@ -6,6 +6,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { NetlinkError } from '../errors.js';
 import type { Conntrack, Expectation, Tuple } from '../model/conntrack.js';
 import { readConntrack, writeConntrackAttrs, type CtWriteMode } from './ct-codec.js';
+import { writeCreateFast } from './ct-write-fast.js';
 import { readExpectation, writeExpectationAttrs } from './exp-codec.js';
 import { beginMessage, endMessage, MessageReader, setMessageFlags } from './message.js';
 import type { NativeBinding } from './native.js';
@@ -256,7 +257,7 @@ export class CtClient {
   }
 
   private ctBatch(cts: readonly Conntrack[], type: number, flags: number, mode: CtWriteMode): Promise<BatchResult> {
-    return this.batch(cts, type, flags, (ct) => ct.orig.l3, (w, ct) => writeConntrackAttrs(w, ct, mode));
+    return this.batch(cts, type, flags, (ct) => ct.orig.l3, mode === 'create' ? encodeCreate : (w, ct) => writeConntrackAttrs(w, ct, mode));
   }
 
   /**
@@ -446,6 +447,8 @@ export class CtClient {
   private discardDump(seq: number): void {
     const r = this.reader;
     for (let i = 0; i < 100_000; i++) {
+      // Closed under us (daemon shutdown mid-dump): nothing left to read, and every drain would throw.
+      if (this.sock.closed) return;
       let buf: Buffer | null;
       try {
         buf = this.sock.drain(DUMP_CHUNK);
@@ -467,6 +470,11 @@ export class CtClient {
     if ((e as NetlinkError)?.code !== 'CTSYNC_ERR_NETLINK_DECODE') throw e;
     this.stats.decodeErrors++;
   }
+}
+
+/** Creates: the direct writer for plain entries (most of a commit), the generic codec for the rest. */
+function encodeCreate(w: NlWriter, ct: Conntrack): void {
+  if (!writeCreateFast(w, ct)) writeConntrackAttrs(w, ct, 'create');
 }
 
 function requestError(op: string, errno: number, extack?: string): NetlinkError {

@@ -10,8 +10,9 @@ import { readExpectation } from './exp-codec.js';
 import { MessageReader } from './message.js';
 import type { NativeBinding, NativeStats } from './native.js';
 import {
-  CT_DELETE, CT_EVENT_GROUPS, CT_NEW, ERRNO, EXP_DELETE, EXP_EVENT_GROUPS, EXP_NEW, NETLINK_BROADCAST_ERROR,
-  NLM_F_CREATE, NLM_F_EXCL, SOL_NETLINK, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE,
+  CT_DELETE, CT_EVENT_GROUPS, CT_NEW, ERRNO, EXP_DELETE, EXP_EVENT_GROUPS, EXP_NEW, NETLINK_ADD_MEMBERSHIP,
+  NETLINK_BROADCAST_ERROR, NETLINK_DROP_MEMBERSHIP, NFNLGRP_CONNTRACK_NEW, NLM_F_CREATE, NLM_F_EXCL, SOL_NETLINK,
+  SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE,
 } from './nl-constants.js';
 import { NlSocket } from './socket.js';
 
@@ -78,7 +79,9 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
   private readonly reader = new MessageReader();
   private readonly maxBufferSize: number;
   private readonly handler: CtEventHandler | undefined;
+  private readonly conntrack: boolean;
   private started = false;
+  private newMuted = false;
 
   constructor(opts: CtEventListenerOptions = {}) {
     super();
@@ -86,12 +89,13 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
     this.maxBufferSize = Math.max(bufferSize, opts.maxBufferSize ?? bufferSize);
     this.handler = opts.handler;
     this.stats = { events: 0, expEvents: 0, overruns: 0, decodeErrors: 0, ignored: 0, bufferSize };
+    this.conntrack = opts.conntrack !== false;
     this.sock = new NlSocket({ netns: opts.netns, binding: opts.binding });
     try {
       this.setBuffer(bufferSize);
       if (opts.reliable) this.sock.setInt(SOL_NETLINK, NETLINK_BROADCAST_ERROR, 1);
       // NETLINK_NO_ENOBUFS is deliberately never set: it hides loss (pitfall 2).
-      const groups = (opts.conntrack !== false ? CT_EVENT_GROUPS : 0) | (opts.expectations ? EXP_EVENT_GROUPS : 0);
+      const groups = (this.conntrack ? CT_EVENT_GROUPS : 0) | (opts.expectations ? EXP_EVENT_GROUPS : 0);
       this.sock.bind(groups);
     } catch (e) {
       this.sock.close();
@@ -117,6 +121,34 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
     this.sock.close();
   }
 
+  /**
+   * Leaves the conntrack NEW group only (a bulk commit: the kernel then skips
+   * building a NEW event per created entry, since nobody listens on that group).
+   * UPDATE and DESTROY stay joined on purpose: with nf_conntrack_events=2 (the
+   * default) the kernel gives a new entry its event extension only while some
+   * ctnetlink group has a listener, and an entry created without one never
+   * reports an UPDATE or DESTROY in its whole life. The owner must recover
+   * the NEWs it missed (a dump) after unmuteNew(). Returns false when there
+   * is nothing to mute (not subscribed, or already muted).
+   */
+  muteNew(): boolean {
+    if (!this.conntrack || this.newMuted || this.sock.closed) return false;
+    this.sock.setInt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, NFNLGRP_CONNTRACK_NEW);
+    this.newMuted = true;
+    return true;
+  }
+
+  /** Joins the conntrack NEW group again after muteNew(). */
+  unmuteNew(): void {
+    if (!this.newMuted || this.sock.closed) return;
+    this.sock.setInt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_CONNTRACK_NEW);
+    this.newMuted = false;
+  }
+
+  get isNewMuted(): boolean {
+    return this.newMuted;
+  }
+
   /** Effective kernel buffer (SO_RCVBUF reads back twice the requested size). */
   get kernelBufferSize(): number {
     return this.sock.getInt(SOL_SOCKET, SO_RCVBUF);
@@ -128,10 +160,13 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
 
   /**
    * Processes one batch of packed datagrams. Public so a test or a bench can
-   * feed recorded bytes; the addon calls it once per wakeup.
+   * feed recorded bytes; the addon calls it once per wakeup with its one
+   * persistent buffer and the length used (`len`): the bytes are only valid
+   * during this call, so decoding must copy whatever it keeps (ct-codec
+   * copies labels; strings and numbers are copies by nature).
    */
-  readonly onData = (buf: Buffer | null, errno: number): void => {
-    if (buf) this.decode(buf);
+  readonly onData = (buf: Buffer | null, errno: number, len?: number): void => {
+    if (buf) this.decode(len === undefined ? buf : buf.subarray(0, len));
     if (errno === 0) return;
     if (errno === ERRNO.ENOBUFS || errno === ERRNO.EMSGSIZE) {
       this.overrun(errno);

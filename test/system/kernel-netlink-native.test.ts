@@ -91,6 +91,39 @@ describe.skipIf(!isRoot)('native netlink addon', () => {
     expect(s.closed).toBe(true);
   });
 
+  it('delivers every wakeup in one persistent buffer, with the length used', async () => {
+    const s = new NlSocket({ netns: ns.path });
+    s.bind(CT_EVENT_GROUPS);
+    const bufs = new Set<Buffer>();
+    const lens: number[] = [];
+    let bytes = 0;
+    const start = (): void => s.start(((buf: Buffer | null, errno: number, len?: number) => {
+      expect(errno).toBe(0);
+      if (!buf) return;
+      bufs.add(buf);
+      lens.push(len!);
+      expect(len!).toBeGreaterThan(0);
+      expect(len!).toBeLessThanOrEqual(buf.length);
+      expect(buf.readUInt32LE(0)).toBeLessThanOrEqual(len!); // the first message lies within the used part
+      bytes += len!;
+    }) as Parameters<NlSocket['start']>[0]);
+    start();
+    for (let i = 0; i < 3; i++) {
+      ns.run('conntrack', ['-I', '-s', '1.2.3.4', '-d', '5.6.7.8', '-p', 'udp', '--sport', String(100 + i), '--dport', '2', '-t', '30']);
+      await waitFor(() => lens.length > i, `event ${i}`);
+    }
+    expect(bufs.size).toBe(1);
+    // A restart gets a fresh buffer (the old one stays valid for whoever still holds it).
+    s.stop();
+    start();
+    ns.run('conntrack', ['-I', '-s', '1.2.3.4', '-d', '5.6.7.8', '-p', 'udp', '--sport', '200', '--dport', '2', '-t', '30']);
+    await waitFor(() => lens.length > 3, 'event after restart');
+    expect(bufs.size).toBe(2);
+    expect(s.stats().bytes).toBe(bytes);
+    s.stop();
+    s.close();
+  });
+
   it('setsockoptFd/getsockoptFd work on a Node dgram socket fd', async () => {
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));

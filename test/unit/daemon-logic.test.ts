@@ -58,6 +58,20 @@ class FakeTable implements ConntrackTable {
 
 class FakeEvents implements KernelEventSource {
   handler: KernelEventHandler | null = null;
+  /** Like the kernel with the NEW group left: NEW events are not delivered. */
+  newMuted = false;
+  mutes = 0;
+
+  muteNew(): boolean {
+    if (this.newMuted) return false;
+    this.newMuted = true;
+    this.mutes++;
+    return true;
+  }
+
+  unmuteNew(): void {
+    this.newMuted = false;
+  }
 
   start(handler: KernelEventHandler): void {
     this.handler = handler;
@@ -72,6 +86,7 @@ class FakeEvents implements KernelEventSource {
   }
 
   emit(kind: EventKind, ct: Conntrack, portid = 0): void {
+    if (kind === EVENT.NEW && this.newMuted) return;
     this.handler!.onConntrack(kind, structuredClone(ct), portid);
   }
 }
@@ -174,6 +189,69 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
     expect(ct.timeout).toBeGreaterThan(290);
     expect(ct.timeout).toBeLessThanOrEqual(300);
     expect(ct.tcp).toMatchObject({ flagsOrig: 0x08, flagsReply: 0x08, flagsMaskOrig: 0x08, flagsMaskReply: 0x08 });
+  });
+
+  it('a large commit mutes NEW events, then a dump repairs the cache: committed entries mirrored unsent, window traffic replicated', async () => {
+    const [a, b] = await pair();
+    const N = 1500; // above the daemon's mute threshold
+    for (let i = 0; i < N; i++) a.events.emit(EVENT.NEW, flow(10_000 + i, '10.98.0.2'));
+    // A local flow on B before the failover, known to both sides.
+    const local = flow(9000, '10.97.0.2');
+    b.table.rows.set(keyOf(local), local);
+    b.events.emit(EVENT.NEW, local);
+    await until(() => b.d.external.ctSize === N && a.d.external.ctSize === 1, 'peer entries at B, local flow at A');
+    // Real traffic while the commit runs: a new flow (its NEW is lost while muted), the local flow ends.
+    const fresh = flow(9001, '10.97.0.3');
+    const create = b.table.createOrReplace.bind(b.table);
+    let first = true;
+    b.table.createOrReplace = async (entries) => {
+      if (first) {
+        first = false;
+        b.table.rows.set(keyOf(fresh), fresh);
+        b.events.emit(EVENT.NEW, fresh);
+        b.table.rows.delete(keyOf(local));
+        b.events.emit(EVENT.DESTROY, local);
+      }
+      return create(entries);
+    };
+    const report = await b.d.commit();
+    expect(report).toMatchObject({ committed: N, failed: 0 });
+    expect(b.events.mutes).toBe(1);
+    expect(b.events.newMuted).toBe(false);
+    // The internal cache equals the kernel table once the queued resync ran.
+    await b.d.serialize(async () => undefined);
+    const visible = [...b.d.internal.visible()].map((o) => keyOf(o.value)).sort();
+    expect(visible).toEqual([...b.table.rows.keys()].sort());
+    expect(visible).toHaveLength(N + 1);
+    // A learnt the window's new flow and the local flow's end, and got none of the committed entries back.
+    await until(() => a.d.external.getCt(fresh) !== null && a.d.external.getCt(local) === null, 'window traffic at A');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.d.external.ctSize).toBe(1);
+  });
+
+  it('a large commit that fails half-way still unmutes and resyncs what reached the kernel', async () => {
+    const [a, b] = await pair();
+    for (let i = 0; i < 3000; i++) a.events.emit(EVENT.NEW, flow(20_000 + i, '10.96.0.2'));
+    await until(() => b.d.external.ctSize === 3000, 'peer entries at B');
+    const create = b.table.createOrReplace.bind(b.table);
+    let calls = 0;
+    b.table.createOrReplace = async (entries) => {
+      if (++calls === 2) throw new Error('netlink gone');
+      return create(entries);
+    };
+    await expect(b.d.commit()).rejects.toThrow('netlink gone');
+    expect(b.events.newMuted).toBe(false);
+    await b.d.serialize(async () => undefined);
+    expect(b.table.rows.size).toBeGreaterThan(0);
+    expect(b.d.internal.activeCount).toBe(b.table.rows.size);
+  });
+
+  it('a small commit keeps its NEW events (a dump would cost more)', async () => {
+    const [a, b] = await pair();
+    a.events.emit(EVENT.NEW, flow(9100));
+    await until(() => b.d.external.ctSize === 1, 'entry at B');
+    await b.d.commit();
+    expect(b.events.mutes).toBe(0);
   });
 
   it('with DisableExternalCache, peer entries go straight into the kernel', async () => {

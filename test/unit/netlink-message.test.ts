@@ -13,7 +13,7 @@ import {
   CT_DELETE, CT_GET, CT_NEW, ERRNO, EXP_NEW, NETLINK_CAP_ACK, NFGENMSG_LEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
   NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_MULTI,
   NLM_F_REQUEST, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS, EXP_DELETE,
-  CT_EVENT_GROUPS, EXP_EVENT_GROUPS,
+  CT_EVENT_GROUPS, EXP_EVENT_GROUPS, NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NFNLGRP_CONNTRACK_NEW,
 } from '../../src/netlink/nl-constants.js';
 import { writeExpectationAttrs } from '../../src/netlink/exp-codec.js';
 import type { Expectation } from '../../src/model/conntrack.js';
@@ -421,6 +421,29 @@ describe('CtClient over a fake binding', () => {
     expect((await c.dump()).length).toBe(15);
   });
 
+  it('a dump cut short by close() fails at once, without spinning on the closed socket', async () => {
+    const fake = new FakeBinding();
+    fake.onSend = (req, sock) => {
+      const [m] = requests(req);
+      const w = new NlWriter(4096);
+      for (let i = 0; i < 5; i++) ctMessage(w, CT_NEW, NLM_F_MULTI, m!.seq, sock.portid, tcp(i));
+      return Buffer.from(w.view()); // no NLMSG_DONE: the dump is still running
+    };
+    const c = new CtClient({ binding: fake });
+    const sock = (c as unknown as { sock: { drain: (n?: number) => Buffer | null } }).sock;
+    const drain = sock.drain.bind(sock);
+    let drains = 0;
+    sock.drain = (n?: number) => {
+      drains++;
+      return drain(n);
+    };
+    const dump = c.dump();
+    await new Promise((r) => setTimeout(r, 20));
+    c.close();
+    await expect(dump).rejects.toThrow(/closed/);
+    expect(drains).toBeLessThan(100);
+  });
+
   it('get returns null on ENOENT and the entry otherwise', async () => {
     const fake = new FakeBinding();
     fake.onSend = (req, sock) => {
@@ -481,6 +504,25 @@ describe('CtEventListener over a fake binding', () => {
     expect(l.stats.events).toBe(3);
   });
 
+  it('decodes only the used part of the addon\'s persistent buffer, and keeps no reference into it', () => {
+    const fake = new FakeBinding();
+    const l = new CtEventListener({ binding: fake });
+    const seen: Conntrack[] = [];
+    l.on('event', (_kind, ct) => seen.push(ct));
+    l.start();
+    const w = new NlWriter(4096);
+    ctMessage(w, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 0, 0, { ...tcp(5), labels: Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]) });
+    const persistent = Buffer.alloc(64 * 1024, 0xee); // garbage after the used part
+    const len = w.view().copy(persistent);
+    // The addon's third argument (length used); NativeReadCallback in native.ts does not declare it yet.
+    (fake.socks[0]!.cb! as (buf: Buffer, errno: number, len: number) => void)(persistent, 0, len);
+    expect(seen).toHaveLength(1);
+    expect(l.stats.decodeErrors).toBe(0);
+    persistent.fill(0); // the addon reuses the buffer for the next wakeup
+    expect(seen[0]!.mark).toBe(5);
+    expect([...seen[0]!.labels!]).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+  });
+
   it('signals an overrun and grows the buffer up to the maximum', () => {
     const fake = new FakeBinding();
     const l = new CtEventListener({ binding: fake, bufferSize: 1 << 20, maxBufferSize: 3 << 20 });
@@ -513,6 +555,22 @@ describe('CtEventListener over a fake binding', () => {
     expect(b!.sockopts.has(`${SOL_NETLINK}/${NETLINK_BROADCAST_ERROR}`)).toBe(false);
     for (const s of fake.socks) expect(s.sockopts.has(`${SOL_NETLINK}/${NETLINK_NO_ENOBUFS}`)).toBe(false);
     expect(a!.groups).toBe(CT_EVENT_GROUPS | EXP_EVENT_GROUPS);
+  });
+
+  it('muteNew leaves only the NEW group and unmuteNew joins it again', () => {
+    const fake = new FakeBinding();
+    const l = new CtEventListener({ binding: fake });
+    const s = fake.socks[0]!;
+    const opt = (name: number) => s.sockopts.get(`${SOL_NETLINK}/${name}`);
+    expect(l.muteNew()).toBe(true);
+    expect(opt(NETLINK_DROP_MEMBERSHIP)).toBe(NFNLGRP_CONNTRACK_NEW);
+    expect(l.isNewMuted).toBe(true);
+    expect(l.muteNew()).toBe(false);
+    l.unmuteNew();
+    expect(opt(NETLINK_ADD_MEMBERSHIP)).toBe(NFNLGRP_CONNTRACK_NEW);
+    expect(l.isNewMuted).toBe(false);
+    // Nothing to mute without the conntrack groups.
+    expect(new CtEventListener({ binding: fake, conntrack: false, expectations: true }).muteNew()).toBe(false);
   });
 
   it('delivers to a direct handler, expectations included', () => {
