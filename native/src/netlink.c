@@ -677,6 +677,25 @@ static napi_value f_send_unix_datagram(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// setScheduler(policy, priority): sched_setscheduler() for the calling thread,
+// which is the JS main thread (the event and sync loop). conntrackd switches
+// itself to SCHED_RR at the highest priority by default; ctsync does the same
+// from JS (src/ops/scheduler.ts) and needs the syscall. Throws the errno.
+static napi_value f_set_scheduler(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  int policy, prio;
+  if (arg_int(env, argv[0], &policy) || arg_int(env, argv[1], &prio))
+    return throw_type(env, "setScheduler(policy, priority): integers expected");
+  struct sched_param sp;
+  memset(&sp, 0, sizeof sp);
+  sp.sched_priority = prio;
+  if (sched_setscheduler(0, policy, &sp) < 0) return throw_errno(env, "sched_setscheduler", errno);
+  napi_value r;
+  napi_get_undefined(env, &r);
+  return r;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, f_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -692,6 +711,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"setsockoptFd", NULL, f_setsockopt_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"getsockoptFd", NULL, f_getsockopt_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendUnixDatagram", NULL, f_send_unix_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setScheduler", NULL, f_set_scheduler, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

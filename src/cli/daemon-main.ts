@@ -10,6 +10,8 @@ import { Daemon } from '../daemon/daemon.js';
 import { SecureChannel } from '../channel/secure.js';
 import { startOps, type Ops } from '../daemon/ops.js';
 import { CtsyncError } from '../errors.js';
+import { applyScheduler } from '../ops/scheduler.js';
+import { loadNative } from '../netlink/native.js';
 
 export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>): Promise<number> {
   const loaded = load(action.config);
@@ -37,6 +39,7 @@ export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>):
     ...(config.general.syslog ? { syslog: config.general.syslog } : {}),
   });
   for (const w of warnings) log.warn({ file: w.file, line: w.line, keyword: w.keyword }, w.message);
+  applyScheduler(config.general.scheduler, loadNative(), log);
   let daemon: Daemon;
   let ops: Ops;
   try {

@@ -47,8 +47,6 @@ export const CTSYNC_KEYWORDS: ReadonlySet<string> = new Set([
 export const IGNORED: Readonly<Record<string, string>> = {
   'General.Nice':
     'deprecated in conntrackd too; set the priority with nice(1) or the systemd unit (Nice=)',
-  'General.Scheduler':
-    'Node.js cannot switch its own threads to SCHED_RR/FIFO; use the systemd unit (CPUSchedulingPolicy=)',
   'General.HashSize':
     'ctsync caches are dynamically sized maps with no fixed bucket count; HashLimit still bounds them',
   'General.PollSecs':

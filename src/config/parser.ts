@@ -429,14 +429,14 @@ class Parser {
         g.scheduler = sched;
         this.block(k, 'Scheduler', {
           Type: (t) => {
-            const v = this.value(t, 'RR or FIFO');
+            const v = this.value(t, 'RR, FIFO or OTHER');
             const u = v.text.toUpperCase();
-            if (u !== 'RR' && u !== 'FIFO') throw this.invalid(v.line, `unknown scheduler '${v.text}', expected RR or FIFO`);
+            // OTHER (normal time-sharing) is ctsync's: conntrackd 1.4.7 knows only RR and FIFO.
+            if (u !== 'RR' && u !== 'FIFO' && u !== 'OTHER') throw this.invalid(v.line, `unknown scheduler '${v.text}', expected RR, FIFO or OTHER`);
             sched.type = u;
           },
           Priority: (p) => { sched.priority = this.number(p, 0, 99); },
         });
-        this.warnIgnored(k, 'General.Scheduler');
       },
       Filter: (k) => this.filter(k),
     });

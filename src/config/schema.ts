@@ -95,7 +95,8 @@ export interface GeneralConfig {
   netlinkEventsReliable: boolean;
   pollSecs?: number;
   eventIterationLimit: number;
-  scheduler?: { type?: 'RR' | 'FIFO'; priority?: number };
+  /** Absent: conntrackd's default, SCHED_RR at the highest priority (src/ops/scheduler.ts). */
+  scheduler?: { type?: 'RR' | 'FIFO' | 'OTHER'; priority?: number };
   /** null when there is no Filter block. */
   filter: FilterConfig | null;
 }

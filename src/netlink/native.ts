@@ -21,8 +21,12 @@ export interface NativeStats {
   fd: number;
 }
 
-/** Called once per wakeup with all datagrams read, packed back to back; errno is 0, ENOBUFS, EMSGSIZE or a fatal errno. */
-export type NativeReadCallback = (buf: Buffer | null, errno: number) => void;
+/**
+ * Called once per wakeup with all datagrams read, packed back to back into the
+ * socket's persistent buffer: only its first `len` bytes are this wakeup's, and
+ * only until the callback returns. errno is 0, ENOBUFS, EMSGSIZE or a fatal errno.
+ */
+export type NativeReadCallback = (buf: Buffer | null, errno: number, len?: number) => void;
 
 export interface NativeBinding {
   open(protocol: number, netnsPath?: string | null): NativeHandle;
@@ -40,6 +44,8 @@ export interface NativeBinding {
   getsockoptFd(fd: number, level: number, name: number): number;
   getsockoptFd(fd: number, level: number, name: number, size: number): Buffer;
   sendUnixDatagram(path: string, buf: Buffer): number;
+  /** sched_setscheduler(0, policy, {priority}) for the calling (JS main) thread; throws the errno. */
+  setScheduler(policy: number, priority: number): void;
 }
 
 /** Shape of errors the addon throws. */

@@ -92,7 +92,7 @@ const rows: Row[] = [
   ['scheduler priority', 'General {\n Scheduler { Priority 100 }\n}', 'INVALID',
     'conntrackd.conf:2: Priority 100 is out of range, expected 0..99'],
   ['scheduler type', 'General {\n Scheduler { Type BATCH }\n}', 'INVALID',
-    "conntrackd.conf:2: unknown scheduler 'BATCH', expected RR or FIFO"],
+    "conntrackd.conf:2: unknown scheduler 'BATCH', expected RR, FIFO or OTHER"],
   ['filter policy', 'General {\n Filter {\n Protocol Drop { TCP }\n }\n}', 'SYNTAX',
     "conntrackd.conf:3: expected Accept or Ignore after 'Protocol', found 'Drop'"],
   ['conflicting filter policies', 'General {\n Filter {\n Protocol Accept { TCP }\n Protocol Ignore { UDP }\n }\n}',

@@ -200,7 +200,7 @@ describe('every keyword', () => {
     const kw = warnings.map((w) => `${w.keyword}@${w.line}`);
     // Deprecated mode alias, ignored keywords, RefreshTime/CacheTimeout outside ALARM.
     expect(kw).toEqual(['Mode@4', 'Nice@41', 'HashSize@42', 'Backlog@49', 'PollSecs@55',
-      'Scheduler@57', 'Helper@77', 'RefreshTime@12', 'CacheTimeout@13']);
+      'Helper@77', 'RefreshTime@12', 'CacheTimeout@13']);
   });
 
   it('applies defaults when a section is minimal', () => {

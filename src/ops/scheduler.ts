@@ -1,0 +1,52 @@
+// CPU scheduling of the daemon's main thread, as conntrackd does it: unless
+// General { Scheduler } says otherwise, SCHED_RR at the highest real-time
+// priority, so a busy firewall (softirq load, other daemons) cannot starve the
+// thread that reads kernel events and answers the peer; a starved reader is
+// how events get lost. Only the calling thread changes: the JS main thread,
+// which runs the whole event/sync loop. V8's and libuv's helper threads keep
+// the normal policy, and RT throttling (kernel.sched_rt_runtime_us) still
+// bounds a runaway loop. `Type OTHER` (ctsync only) keeps normal scheduling.
+// Failure (no CAP_SYS_NICE, a container without RT budget) is a warning, as
+// in conntrackd: the daemon runs on with the default policy.
+import type { GeneralConfig } from '../config/index.js';
+import type { Logger } from '../log/logger.js';
+
+/** Linux policy numbers (sched.h). */
+export const SCHED_POLICY = { OTHER: 0, FIFO: 1, RR: 2 } as const;
+/** sched_get_priority_max(SCHED_RR/FIFO) on Linux. */
+export const RT_PRIORITY_MAX = 99;
+
+export interface SchedulerSys {
+  setScheduler(policy: number, priority: number): void;
+}
+
+export interface SchedulerChoice {
+  type: keyof typeof SCHED_POLICY;
+  priority: number;
+}
+
+/** What General { Scheduler } asks for, with conntrackd's default when absent. */
+export function schedulerChoice(cfg: GeneralConfig['scheduler']): SchedulerChoice {
+  const type = cfg?.type ?? 'RR';
+  if (type === 'OTHER') return { type, priority: 0 };
+  // conntrackd: a Scheduler block without Type leaves the default; Priority alone is then not used.
+  if (cfg?.type === undefined) return { type: 'RR', priority: RT_PRIORITY_MAX };
+  // conntrackd passes priority 0 when Priority is missing, which the kernel refuses for RR/FIFO
+  // (it then runs at the normal policy); ctsync takes the highest priority instead.
+  return { type, priority: cfg.priority !== undefined && cfg.priority > 0 ? cfg.priority : RT_PRIORITY_MAX };
+}
+
+/** Applies the choice to the calling thread; returns it, or null when the kernel refused (logged). */
+export function applyScheduler(cfg: GeneralConfig['scheduler'], sys: SchedulerSys, log: Logger): SchedulerChoice | null {
+  const choice = schedulerChoice(cfg);
+  if (choice.type === 'OTHER') return choice;
+  try {
+    sys.setScheduler(SCHED_POLICY[choice.type], choice.priority);
+  } catch (e) {
+    log.warn({ err: e, policy: choice.type, priority: choice.priority },
+      `scheduler configuration failed (${(e as { code?: string }).code ?? (e as Error).message}); continuing with the default policy`);
+    return null;
+  }
+  log.info({ policy: choice.type, priority: choice.priority }, `scheduler ${choice.type}, priority ${choice.priority}`);
+  return choice;
+}
