@@ -46,7 +46,12 @@ export class CacheEntry<T> implements CacheObject<T> {
   lastUpdate: number;
   sync: unknown = null;
   pins = 0;
-  /** @internal identity hash (unsigned 32-bit). */
+  /**
+   * @internal identity hash, kept as a signed 32-bit int (`hash | 0`): an
+   * unsigned value above 2^31 is not a small integer to V8, so the field would
+   * hold a boxed number per entry (16 bytes more, and one more pointer to chase
+   * on every chain step).
+   */
   hash: number;
   /** @internal next entry in the same bucket. */
   hnext: CacheEntry<T> | null = null;
@@ -62,7 +67,7 @@ export class CacheEntry<T> implements CacheObject<T> {
 
   constructor(readonly kind: 'ct' | 'exp', value: T, hash: number, now: number) {
     this.value = value;
-    this.hash = hash;
+    this.hash = hash | 0;
     this.firstSeen = now;
     this.lastUpdate = now;
   }
@@ -135,8 +140,9 @@ export class CacheTable<T> {
   /** As find, with the hash already computed (one hash per event). */
   lookup(value: T, hash: number): CacheEntry<T> | null {
     const equals = this.ops.equals;
-    for (let e = this.buckets[hash & this.mask] ?? null; e !== null; e = e.hnext) {
-      if (e.hash === hash && equals(e.value, value)) return e;
+    const h = hash | 0;
+    for (let e = this.buckets[h & this.mask] ?? null; e !== null; e = e.hnext) {
+      if (e.hash === h && equals(e.value, value)) return e;
     }
     return null;
   }
