@@ -11,9 +11,12 @@
 // - every entry is also on an intrusive insertion-ordered list, which gives
 //   -i / bulk sends / commit a stable order that does not change when the
 //   bucket array grows, and O(1) unlinking;
-// - the bucket array starts at `hashSize` (conntrackd's HashSize) and doubles
-//   when chains average more than 2, so a small HashSize does not turn the
-//   table into a list at 250k entries.
+// - the bucket array starts at `hashSize` (conntrackd's HashSize) and grows
+//   fourfold once there are as many entries as buckets, so a small HashSize
+//   does not turn the table into a list at 250k entries. A load of at most 1
+//   keeps a missed lookup (every CT_NEW of a resync) to about one cache miss
+//   per probe, and growing 4x rehashes a third as often as doubling; the
+//   buckets cost 8 bytes each, small beside the entries.
 // The size limit (conntrackd's HashLimit) is hard: an insert beyond it fails,
 // is counted as noSpace and reported through `onNoSpace`, never dropped quietly.
 import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
@@ -158,7 +161,7 @@ export class CacheTable<T> {
       this.onNoSpace?.(this.name, this.limit, this.stats.noSpace);
       return null;
     }
-    if (this.count >= this.buckets.length * 2 && this.buckets.length < this.maxBuckets) this.grow();
+    if (this.count >= this.buckets.length && this.buckets.length < this.maxBuckets) this.grow();
     const e = new CacheEntry<T>(this.kind, value, hash, now);
     const i = hash & this.mask;
     e.hnext = this.buckets[i] ?? null;
@@ -279,7 +282,7 @@ export class CacheTable<T> {
   }
 
   private grow(): void {
-    const size = this.buckets.length * 2;
+    const size = Math.min(this.buckets.length * 4, this.maxBuckets);
     const buckets = new Array<CacheEntry<T> | null>(size).fill(null);
     const mask = size - 1;
     for (let e = this.head; e !== null; e = e.lnext) {
