@@ -148,3 +148,17 @@ describe('ExternalCache CT_UPD with shared (frozen) TcpInfo', () => {
     expect(f.value.tcp).toEqual({ state: TCP_STATE.TIME_WAIT, wscaleOrig: 3 });
   });
 });
+
+describe('ExternalCache entry times', () => {
+  it('keeps whole milliseconds (small integers, no boxed numbers per entry)', () => {
+    const clock = new FakeClock();
+    const ext = new ExternalCache({ clock });
+    clock.advance(1234.75);
+    const e = ext.applyCt(EVENT.NEW, ct(1, { timeout: 100 }))!;
+    expect(e.firstSeen).toBe(1234);
+    clock.advance(0.5);
+    ext.applyCt(EVENT.UPDATE, ct(1, { timeout: 90 }));
+    expect(e.lastUpdate).toBe(1235);
+    expect(commitTimeout(e, 1235 + 10_000)).toBe(80);
+  });
+});
