@@ -115,10 +115,21 @@ export class SeqStallGuard {
   }
 }
 
-/** FNV-1a over (at most) the first 64 bytes of a message: enough to tell a copy from new content. */
+/**
+ * A fingerprint of (at most) the first 64 bytes of a message: enough to tell a
+ * copy from new content. It runs for every accepted message, so it reads
+ * 32-bit words (messages are 4-byte aligned; a stray tail is read bytewise).
+ * Only compared within this process, so the function itself is free to change.
+ */
 export function messageHash(buf: Buffer, off: number, len: number): number {
   let h = 0x811c9dc5;
-  const end = off + Math.min(len, 64);
-  for (let i = off; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  const end = off + Math.min(len, 64, buf.length - off);
+  let i = off;
+  for (; i + 4 <= end; i += 4) {
+    const w = (buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!;
+    h = Math.imul(h ^ w, 0x01000193);
+    h ^= h >>> 15;
+  }
+  for (; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h >>> 0;
 }

@@ -7,9 +7,10 @@
 // because attribute order on the wire is free.
 import {
   AF_INET, AF_INET6, IPPROTO, IPS,
-  type Conntrack, type L3Family, type SeqAdj, type Tuple,
+  type Conntrack, type L3Family, type SeqAdj, type TcpInfo, type Tuple,
 } from '../model/conntrack.js';
-import { readIpv4, readIpv6, writeIpv6 } from '../netlink/nlattr.js';
+import { writeIpv6 } from '../netlink/nlattr.js';
+import { ipv4Text, ipv6Text } from './addr-text.js';
 import {
   NTA, NTA_FIXED_LEN, NTA_HDRLEN, NTA_MAX, NTA_MAX_LEN,
   checkAttr, checkMessage, decodeError, encodeFailure, noSpace, ntaAlign,
@@ -273,6 +274,14 @@ function putLabels(buf: Buffer, p: number, labels: Buffer, lim: number): number 
 
 const U32 = (buf: Buffer, at: number): number => buf.readUInt32BE(at);
 
+/**
+ * The TcpInfo of a message with a TCP state and no window scales (nearly all
+ * of them): one frozen object per state, shared by every decoded message, so
+ * a cached entry does not carry its own copy. Decoded values are therefore
+ * read-only; the external cache replaces rather than updates them.
+ */
+const TCP_STATE_ONLY: readonly TcpInfo[] = Array.from({ length: 256 }, (_, state) => Object.freeze({ state }));
+
 function readSeqAdj(buf: Buffer, at: number): SeqAdj {
   return { correctionPos: U32(buf, at), offsetBefore: U32(buf, at + 4), offsetAfter: U32(buf, at + 8) };
 }
@@ -312,20 +321,20 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
     const id = buf[p + 3]!;
     const d = p + NTA_HDRLEN;
     switch (id) {
-      case NTA.IPV4: l3 = AF_INET; src = readIpv4(buf, d); dst = readIpv4(buf, d + 4); break;
-      case NTA.IPV6: l3 = AF_INET6; src = readIpv6(buf, d); dst = readIpv6(buf, d + 16); break;
+      case NTA.IPV4: l3 = AF_INET; src = ipv4Text(buf, d); dst = ipv4Text(buf, d + 4); break;
+      case NTA.IPV6: l3 = AF_INET6; src = ipv6Text(buf, d); dst = ipv6Text(buf, d + 16); break;
       case NTA.L4PROTO: proto = buf[d]!; break;
       case NTA.PORT: sport = buf.readUInt16BE(d); dport = buf.readUInt16BE(d + 2); break;
       case NTA.TCP_STATE: tcpState = buf[d]!; break;
       case NTA.STATUS: status = U32(buf, d); break;
       case NTA.TIMEOUT: timeout = U32(buf, d); break;
       case NTA.MARK: mark = U32(buf, d); break;
-      case NTA.MASTER_IPV4: ml3 = AF_INET; msrc = readIpv4(buf, d); mdst = readIpv4(buf, d + 4); break;
-      case NTA.MASTER_IPV6: ml3 = AF_INET6; msrc = readIpv6(buf, d); mdst = readIpv6(buf, d + 16); break;
+      case NTA.MASTER_IPV4: ml3 = AF_INET; msrc = ipv4Text(buf, d); mdst = ipv4Text(buf, d + 4); break;
+      case NTA.MASTER_IPV6: ml3 = AF_INET6; msrc = ipv6Text(buf, d); mdst = ipv6Text(buf, d + 16); break;
       case NTA.MASTER_L4PROTO: mproto = buf[d]!; break;
       case NTA.MASTER_PORT: msport = buf.readUInt16BE(d); mdport = buf.readUInt16BE(d + 2); break;
-      case NTA.SNAT_IPV4: snatAddr = readIpv4(buf, d); break;
-      case NTA.DNAT_IPV4: dnatAddr = readIpv4(buf, d); break;
+      case NTA.SNAT_IPV4: snatAddr = ipv4Text(buf, d); break;
+      case NTA.DNAT_IPV4: dnatAddr = ipv4Text(buf, d); break;
       case NTA.SPAT_PORT: snatPort = buf.readUInt16LE(d); break; // LE: §2.2 byte-order quirk
       case NTA.DPAT_PORT: dnatPort = buf.readUInt16LE(d); break;
       case NTA.NAT_SEQ_ADJ: seqAt = d; break;
@@ -348,8 +357,8 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
         }
         break;
       }
-      case NTA.SNAT_IPV6: snatAddr = readIpv6(buf, d); break;
-      case NTA.DNAT_IPV6: dnatAddr = readIpv6(buf, d); break;
+      case NTA.SNAT_IPV6: snatAddr = ipv6Text(buf, d); break;
+      case NTA.DNAT_IPV6: dnatAddr = ipv6Text(buf, d); break;
       case NTA.SYNPROXY: synAt = d; break;
       case NTA.ZONE: zone = buf.readUInt16BE(d); break;
       default: break; // unreachable: checkAttr rejects ids >= NTA_MAX
@@ -362,23 +371,39 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
   if (l3 === 0 || proto < 0) {
     throw decodeError('missing-tuple', 'message has no orig addresses or no L4 protocol', { hasAddr: l3 !== 0, proto });
   }
-  const orig: Tuple = { l3: l3 as L3Family, src, dst, proto };
+  // Objects are built whole from literals where possible: one allocation in
+  // its final shape, and the common messages (ports; status, timeout, mark)
+  // all share one shape, which keeps the cache's compare and merge monomorphic.
+  let orig: Tuple;
   if (sport >= 0) {
-    orig.sport = sport;
-    orig.dport = dport;
+    orig = { l3: l3 as L3Family, src, dst, proto, sport, dport };
+  } else {
+    orig = { l3: l3 as L3Family, src, dst, proto };
   }
   if (icmpType >= 0) orig.icmpType = icmpType;
   if (icmpCode >= 0) orig.icmpCode = icmpCode;
   if (icmpId >= 0) orig.icmpId = icmpId;
 
-  const ct: Conntrack = { orig };
-  if (status >= 0) ct.status = status;
-  if (timeout >= 0) ct.timeout = timeout;
-  if (mark >= 0) ct.mark = mark;
-  if (tcpState >= 0) {
-    ct.tcp = { state: tcpState };
-    if (wsOrig >= 0) ct.tcp.wscaleOrig = wsOrig;
-    if (wsReply >= 0) ct.tcp.wscaleReply = wsReply;
+  let ct: Conntrack;
+  if (status >= 0 && timeout >= 0 && mark >= 0) {
+    ct = tcpState >= 0 && wsOrig < 0 && wsReply < 0
+      ? { orig, status, timeout, mark, tcp: TCP_STATE_ONLY[tcpState]! }
+      : { orig, status, timeout, mark };
+  } else {
+    ct = { orig };
+    if (status >= 0) ct.status = status;
+    if (timeout >= 0) ct.timeout = timeout;
+    if (mark >= 0) ct.mark = mark;
+  }
+  if (tcpState >= 0 && ct.tcp === undefined) {
+    if (wsOrig < 0 && wsReply < 0) {
+      ct.tcp = TCP_STATE_ONLY[tcpState]!;
+    } else {
+      const tcp: TcpInfo = { state: tcpState };
+      if (wsOrig >= 0) tcp.wscaleOrig = wsOrig;
+      if (wsReply >= 0) tcp.wscaleReply = wsReply;
+      ct.tcp = tcp;
+    }
   }
   if (sctpState >= 0) {
     ct.sctp = { state: sctpState };

@@ -118,3 +118,47 @@ describe('ExternalCache §5.1', () => {
     expect(commitTimeout(b, clock.now())).toBeUndefined();
   });
 });
+
+describe('ExternalCache CT_UPD with shared (frozen) TcpInfo', () => {
+  // Decoded messages share one frozen TcpInfo per state (wire/conntrack.ts): merging must not write into it.
+  const shared = (state: number) => Object.freeze({ state });
+
+  it('takes a state-only TcpInfo as it is, without writing into the entry\'s', () => {
+    const ext = new ExternalCache({ clock: new FakeClock() });
+    const est = shared(TCP_STATE.ESTABLISHED);
+    ext.applyCt(EVENT.NEW, ct(1, { tcp: est }));
+    const e = ext.applyCt(EVENT.UPDATE, ct(1, { tcp: shared(TCP_STATE.FIN_WAIT) }))!;
+    expect(e.value.tcp).toEqual({ state: TCP_STATE.FIN_WAIT });
+    expect(est.state).toBe(TCP_STATE.ESTABLISHED);
+    // The very same object again (a repeated state) is fine too.
+    const again = ext.applyCt(EVENT.UPDATE, ct(1, { tcp: e.value.tcp! }))!;
+    expect(again.value.tcp).toEqual({ state: TCP_STATE.FIN_WAIT });
+  });
+
+  it('keeps window scales the entry has and the update lacks, in a private copy', () => {
+    const ext = new ExternalCache({ clock: new FakeClock() });
+    ext.applyCt(EVENT.NEW, ct(1, { tcp: { state: TCP_STATE.ESTABLISHED, wscaleOrig: 7, wscaleReply: 9 } }));
+    const upd = shared(TCP_STATE.CLOSE_WAIT);
+    const e = ext.applyCt(EVENT.UPDATE, ct(1, { tcp: upd }))!;
+    expect(e.value.tcp).toEqual({ state: TCP_STATE.CLOSE_WAIT, wscaleOrig: 7, wscaleReply: 9 });
+    expect(upd).toEqual({ state: TCP_STATE.CLOSE_WAIT });
+    // And the other way round: a frozen state-only entry takes an update with scales.
+    ext.applyCt(EVENT.NEW, ct(2, { tcp: shared(TCP_STATE.ESTABLISHED) }));
+    const f = ext.applyCt(EVENT.UPDATE, ct(2, { tcp: { state: TCP_STATE.TIME_WAIT, wscaleOrig: 3 } }))!;
+    expect(f.value.tcp).toEqual({ state: TCP_STATE.TIME_WAIT, wscaleOrig: 3 });
+  });
+});
+
+describe('ExternalCache entry times', () => {
+  it('keeps whole milliseconds (small integers, no boxed numbers per entry)', () => {
+    const clock = new FakeClock();
+    const ext = new ExternalCache({ clock });
+    clock.advance(1234.75);
+    const e = ext.applyCt(EVENT.NEW, ct(1, { timeout: 100 }))!;
+    expect(e.firstSeen).toBe(1234);
+    clock.advance(0.5);
+    ext.applyCt(EVENT.UPDATE, ct(1, { timeout: 90 }));
+    expect(e.lastUpdate).toBe(1235);
+    expect(commitTimeout(e, 1235 + 10_000)).toBe(80);
+  });
+});

@@ -76,3 +76,21 @@ describe('CacheTable', () => {
     expect(es.every((e) => !e.linked)).toBe(true);
   });
 });
+
+describe('CacheTable hashes above 2^31', () => {
+  it('finds, removes and rehashes entries whatever the sign of their hash as int32', () => {
+    // Identity ops whose hashes are all ≥ 2^31 (stored as negative int32) or small.
+    const ops = {
+      hash: (c: Conntrack): number => ((c.orig.sport ?? 0) % 2 === 0 ? 0x8000_0000 + (c.orig.sport ?? 0) : (c.orig.sport ?? 0)) >>> 0,
+      equals: conntrackIdentity.equals,
+    };
+    const t = new CacheTable<Conntrack>({ name: 'external', kind: 'ct', ops, hashSize: 16, limit: 1000 });
+    const es = [];
+    for (let i = 0; i < 500; i++) es.push(t.insert(ct(i), t.hashOf(ct(i)), 0)!); // grows several times
+    for (let i = 0; i < 500; i++) expect(t.find(ct(i))).toBe(es[i]);
+    for (let i = 0; i < 500; i += 2) expect(t.remove(es[i]!)).toBe(true);
+    for (let i = 0; i < 500; i++) expect(t.find(ct(i))).toBe(i % 2 === 0 ? null : es[i]);
+    expect(t.size).toBe(250);
+  });
+});
+

@@ -1,0 +1,57 @@
+// Address text for the sync receive path. The model keeps addresses as
+// canonical text (model/conntrack.ts), so every received message would build
+// two or more new strings. Most of them repeat: a firewall's flows share a
+// handful of server and NAT addresses, and a flow's CT_NEW/CT_UPD/CT_DEL carry
+// the same tuple. A small direct-mapped table returns the string built last
+// time for the same bytes, so repeats cost a few integer compares, equal
+// addresses in the external cache share one string (less heap per entry) and
+// tuple comparisons hit the `===` identity fast path.
+//
+// A slot collision just rebuilds the string: the output is always the same
+// text readIpv4/readIpv6 would give.
+import { readIpv6 } from '../netlink/nlattr.js';
+
+const SLOTS = 1 << 14;
+const MASK = SLOTS - 1;
+
+const DEC: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+/** "n." for every byte: three concatenations per dotted quad instead of seven. */
+const DOT: readonly string[] = DEC.map((s) => `${s}.`);
+
+const v4Key = new Int32Array(SLOTS);
+const v4Text: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
+
+/** Dotted-quad text of the 4 bytes at buf[at] (same text as readIpv4). */
+export function ipv4Text(buf: Buffer, at: number): string {
+  const b0 = buf[at]!, b1 = buf[at + 1]!, b2 = buf[at + 2]!, b3 = buf[at + 3]!;
+  const v = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
+  const i = (Math.imul(v, 0x9e3779b1) >>> 18) & MASK;
+  const s = v4Text[i];
+  if (s !== undefined && v4Key[i] === v) return s;
+  const t = DOT[b0]! + DOT[b1]! + DOT[b2]! + DEC[b3]!;
+  v4Key[i] = v;
+  v4Text[i] = t;
+  return t;
+}
+
+const v6Key = new Int32Array(SLOTS * 4);
+const v6Text: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
+
+/** RFC 5952 text of the 16 bytes at buf[at] (same text as readIpv6). */
+export function ipv6Text(buf: Buffer, at: number): string {
+  const w0 = buf.readInt32BE(at), w1 = buf.readInt32BE(at + 4), w2 = buf.readInt32BE(at + 8), w3 = buf.readInt32BE(at + 12);
+  let h = Math.imul(w0, 0x9e3779b1) ^ w1;
+  h = Math.imul(h, 0x85ebca6b) ^ w2;
+  h = Math.imul(h, 0xc2b2ae35) ^ w3;
+  const i = (Math.imul(h, 0x9e3779b1) >>> 18) & MASK;
+  const k = i << 2;
+  const s = v6Text[i];
+  if (s !== undefined && v6Key[k] === w0 && v6Key[k + 1] === w1 && v6Key[k + 2] === w2 && v6Key[k + 3] === w3) return s;
+  const t = readIpv6(buf, at);
+  v6Key[k] = w0;
+  v6Key[k + 1] = w1;
+  v6Key[k + 2] = w2;
+  v6Key[k + 3] = w3;
+  v6Text[i] = t;
+  return t;
+}
