@@ -307,6 +307,10 @@ function readTcp(buf: Buffer, start: number, end: number): TcpInfo {
     }
     off += (len + 3) & ~3;
   }
+  if (wsO >= 0 && wsR >= 0 && flO >= 0 && flR >= 0) {
+    // What the kernel reports for every TCP entry: one literal, no property-store growth.
+    return { state, wscaleOrig: wsO, wscaleReply: wsR, flagsOrig: flO, flagsMaskOrig: mkO, flagsReply: flR, flagsMaskReply: mkR };
+  }
   const tcp: TcpInfo = { state };
   if (wsO >= 0) tcp.wscaleOrig = wsO;
   if (wsR >= 0) tcp.wscaleReply = wsR;
@@ -457,8 +461,18 @@ function readSeqAdj(buf: Buffer, start: number, end: number): SeqAdj {
   return s;
 }
 
+/**
+ * The synproxy extension every ctnetlink-created entry carries, all zero. One
+ * frozen object serves them all (it must still be present: conntrackd sends
+ * NTA_SYNPROXY whenever the kernel reported it). Nothing mutates a decoded
+ * synproxy; the freeze makes sure nothing starts to.
+ */
+export const ZERO_SYNPROXY: Synproxy = Object.freeze({ isn: 0, its: 0, tsoff: 0 });
+
 function readSynproxy(buf: Buffer, start: number, end: number): Synproxy {
-  const s: Synproxy = { isn: 0, its: 0, tsoff: 0 };
+  let isn = 0;
+  let its = 0;
+  let tsoff = 0;
   let off = start;
   while (off + 4 <= end) {
     const len = checkedLen(buf, off, end, 'CTA_SYNPROXY');
@@ -468,13 +482,13 @@ function readSynproxy(buf: Buffer, start: number, end: number): Synproxy {
     if (type >= CTA_SYNPROXY.ISN && type <= CTA_SYNPROXY.TSOFF) {
       if (pl < 4) short('CTA_SYNPROXY', 4, pl, off);
       const v = u32(buf, p);
-      if (type === CTA_SYNPROXY.ISN) s.isn = v;
-      else if (type === CTA_SYNPROXY.ITS) s.its = v;
-      else s.tsoff = v;
+      if (type === CTA_SYNPROXY.ISN) isn = v;
+      else if (type === CTA_SYNPROXY.ITS) its = v;
+      else tsoff = v;
     }
     off += (len + 3) & ~3;
   }
-  return s;
+  return (isn | its | tsoff) === 0 ? ZERO_SYNPROXY : { isn, its, tsoff };
 }
 
 function readHelpName(buf: Buffer, start: number, end: number): string | undefined {
@@ -649,6 +663,19 @@ export function readConntrack(buf: Buffer, start: number, end: number): Conntrac
     off += (len + 3) & ~3;
   }
   if (orig === undefined) fail('conntrack message has no CTA_TUPLE_ORIG', start);
+
+  // The common kernel event (TCP, reply, status, timeout, mark, id, protoinfo,
+  // synproxy, nothing else) is built as one literal: adding its fields one by
+  // one would grow and copy the property store several times per event.
+  if (reply !== undefined && status >= 0 && timeout >= 0 && mark >= 0 && zone < 0 && id >= 0 && use < 0 &&
+    labels === undefined && helper === undefined && pTcp !== undefined && pSctp === undefined && pDccp === undefined &&
+    seqO === undefined && seqR === undefined && synproxy !== undefined && cntO === undefined && cntR === undefined &&
+    snatAddr === undefined && snatPort === undefined && dnatAddr === undefined && dnatPort === undefined &&
+    master === undefined) {
+    const tcp = pTcp;
+    pTcp = undefined;
+    return { orig, reply, status, timeout, mark, id, tcp, synproxy };
+  }
 
   // Fields are added in one fixed order so entries of the same kind share a
   // hidden class.

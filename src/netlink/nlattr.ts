@@ -172,8 +172,33 @@ export function writeIpv4(buf: Buffer, off: number, addr: string): void {
   buf[off + 3] = val;
 }
 
+// Dotted-quad text of recently decoded IPv4 addresses, direct-mapped by value.
+// Addresses recur from one event to the next (the reply destination is the
+// original source unless SNATed; servers and NAT addresses repeat), so most
+// reads return an existing string: fewer allocations at the event rate, and
+// every cached entry holding the same address shares one string.
+const V4_SLOT_BITS = 12;
+const v4Keys = new Int32Array(1 << V4_SLOT_BITS);
+const v4Strs: string[] = new Array<string>(1 << V4_SLOT_BITS).fill('');
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
+
 export function readIpv4(buf: Buffer, off: number): string {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const a = buf[off]!;
+  const b = buf[off + 1]!;
+  const c = buf[off + 2]!;
+  const d = buf[off + 3]!;
+  const v = (a << 24) | (b << 16) | (c << 8) | d;
+  const slot = Math.imul(v, 0x9e3779b1) >>> (32 - V4_SLOT_BITS);
+  const hit = v4Strs[slot]!;
+  if (v4Keys[slot] === v && hit !== '') return hit;
+  const s = OCTET_DOT[a]! + OCTET_DOT[b]! + OCTET_DOT[c]! + OCTET[d]!;
+  // 13+ characters come out as a rope; reading one character flattens it now,
+  // once, rather than in every later parse of the cached string.
+  if (s.length >= 13) s.charCodeAt(0);
+  v4Keys[slot] = v;
+  v4Strs[slot] = s;
+  return s;
 }
 
 export function writeIpv6(buf: Buffer, off: number, addr: string): void {
