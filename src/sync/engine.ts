@@ -18,7 +18,8 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import { newRecvCounters, walkDatagram, type RecvCounters } from '../wire/datagram.js';
 import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeader, type NetHdr } from '../wire/header.js';
 import { msgTypeOf, type ObjectCodec } from './codec.js';
-import { CtlItem, ObjItem, SyncQueue, type SyncItem } from './queue.js';
+import { AgeIndex } from './age.js';
+import { CtlItem, ObjItem, SyncQueue, type QItem, type SyncItem } from './queue.js';
 import { RecvSeq } from './recv-seq.js';
 import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
 import type { SyncHost, SyncStats } from './types.js';
@@ -74,6 +75,8 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected readonly clock: Clock;
   protected readonly codec: ObjectCodec;
   protected readonly tx = new SyncQueue('txqueue');
+  /** Entry order of held items, for the oldest-unacked age in O(1). */
+  private readonly ages = new AgeIndex();
   protected readonly seq: SeqCounter;
   protected readonly writer: DatagramWriter;
   protected readonly recvSeq = new RecvSeq();
@@ -87,6 +90,8 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   private cur: Buffer = EMPTY;
   private curFlags = 0;
   private aliveTimer: TimerHandle | null = null;
+  /** clock.now() at which the alive timer is due (see armAlive). */
+  private aliveDue = 0;
   private scheduled = false;
   protected running = false;
 
@@ -178,9 +183,20 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   protected queueCtl(flags: number, from: number, to: number): void {
     const it = new CtlItem(flags, from >>> 0, to >>> 0);
-    it.at = this.clock.now();
     this.tx.push(it);
+    this.entered(it);
     this.kick();
+  }
+
+  /** Stamps `it` (now queued) with its entry time into the sync layer. */
+  protected entered(it: QItem): void {
+    it.at = this.clock.now();
+    this.ages.entered(it, this.heldCount());
+  }
+
+  /** Items held in the sync layer's queues (FTFW adds its resend queue). */
+  protected heldCount(): number {
+    return this.tx.len;
   }
 
   protected pin(it: ObjItem): void {
@@ -257,15 +273,25 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     return HEADER_SIZE;
   }
 
+  /**
+   * Pushes the alive deadline to aliveMs from now. Runs after every transmit
+   * round, so it only moves the deadline: the one pending timer re-arms itself
+   * for the remainder when it fires early, instead of a new timer per round.
+   */
   private armAlive(): void {
     if (!this.running) return;
-    this.aliveTimer?.cancel();
-    this.aliveTimer = this.clock.setTimeout(this.aliveFired, this.aliveMs);
+    this.aliveDue = this.clock.now() + this.aliveMs;
+    if (this.aliveTimer === null) this.aliveTimer = this.clock.setTimeout(this.aliveFired, this.aliveMs);
   }
 
   private readonly aliveFired = (): void => {
     this.aliveTimer = null;
     if (!this.running) return;
+    const left = this.aliveDue - this.clock.now();
+    if (left > 0) {
+      this.aliveTimer = this.clock.setTimeout(this.aliveFired, left);
+      return;
+    }
     this.onAlive();
     // Re-armed here as well as after the round, so a lost round cannot stop it.
     this.armAlive();
@@ -318,12 +344,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   // ---- stats ----
 
-  protected baseStats(rsQueueLen: number, rsQueueOverflow: number, peerRestarts: number, seqResets: number,
-    rsQueue: SyncQueue | null): EngineStats {
+  protected baseStats(rsQueueLen: number, rsQueueOverflow: number, peerRestarts: number, seqResets: number): EngineStats {
     const now = this.clock.now();
-    let oldest = Infinity;
-    for (const it of this.tx) if (it.at < oldest) oldest = it.at;
-    if (rsQueue) for (const it of rsQueue) if (it.at < oldest) oldest = it.at;
+    const oldest = this.ages.oldest();
     return {
       seqLost: this.recvSeq.lostQuirk,
       seqBefore: this.recvSeq.before,

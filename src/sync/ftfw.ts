@@ -72,14 +72,19 @@ export class Ftfw extends SyncEngine implements SyncMode {
   enqueue(obj: CacheObject): void {
     const it = ObjItem.of(obj);
     if (it.owner === this.tx) return; // keeps its place; sent with its newest state
-    if (it.owner === null) it.at = this.clock.now();
+    const fresh = it.owner === null;
     this.pin(it);
     this.tx.push(it); // from the rs queue too: only the newest state is (re)sent
+    if (fresh) this.entered(it);
     this.kick();
   }
 
   stats(): EngineStats {
-    return this.baseStats(this.rs.len, this.rsOverflow, this.peerRestarts, this.seqResets, this.rs);
+    return this.baseStats(this.rs.len, this.rsOverflow, this.peerRestarts, this.seqResets);
+  }
+
+  protected override heldCount(): number {
+    return this.tx.len + this.rs.len;
   }
 
   rsQueueLines(): string[] {
