@@ -266,6 +266,30 @@ export function readTuple(buf: Buffer, start: number, end: number): Tuple {
 
 // ---------------------------------------------------------------- nested decoders
 
+// Complete TcpInfo objects (what the kernel reports for every TCP entry) are
+// shared: a table of 100k flows holds a handful of distinct values. Frozen,
+// since entries share them (the caches' merge replaces rather than mutates).
+// Direct-mapped by the packed fields; a miss just builds a new one.
+const TCP_SLOTS = 256;
+const tcpKeyA = new Int32Array(TCP_SLOTS).fill(-1);
+const tcpKeyB = new Int32Array(TCP_SLOTS);
+const tcpInfos: (TcpInfo | undefined)[] = new Array<TcpInfo | undefined>(TCP_SLOTS).fill(undefined);
+
+function fullTcp(state: number, wsO: number, wsR: number, flO: number, mkO: number, flR: number, mkR: number): TcpInfo {
+  // All fields are bytes: 8 bits each, state and window scales in the first key.
+  const a = state | (wsO << 8) | (wsR << 16);
+  const b = flO | (mkO << 8) | (flR << 16) | (mkR << 24);
+  const slot = (Math.imul(a ^ Math.imul(b, 0x85ebca6b), 0x9e3779b1) >>> 24) & (TCP_SLOTS - 1);
+  if (tcpKeyA[slot] === a && tcpKeyB[slot] === b) return tcpInfos[slot]!;
+  const t: TcpInfo = Object.freeze({
+    state, wscaleOrig: wsO, wscaleReply: wsR, flagsOrig: flO, flagsMaskOrig: mkO, flagsReply: flR, flagsMaskReply: mkR,
+  });
+  tcpKeyA[slot] = a;
+  tcpKeyB[slot] = b;
+  tcpInfos[slot] = t;
+  return t;
+}
+
 function readTcp(buf: Buffer, start: number, end: number): TcpInfo {
   let state = 0;
   let wsO = -1;
@@ -307,10 +331,7 @@ function readTcp(buf: Buffer, start: number, end: number): TcpInfo {
     }
     off += (len + 3) & ~3;
   }
-  if (wsO >= 0 && wsR >= 0 && flO >= 0 && flR >= 0) {
-    // What the kernel reports for every TCP entry: one literal, no property-store growth.
-    return { state, wscaleOrig: wsO, wscaleReply: wsR, flagsOrig: flO, flagsMaskOrig: mkO, flagsReply: flR, flagsMaskReply: mkR };
-  }
+  if (wsO >= 0 && wsR >= 0 && flO >= 0 && flR >= 0) return fullTcp(state, wsO, wsR, flO, mkO, flR, mkR);
   const tcp: TcpInfo = { state };
   if (wsO >= 0) tcp.wscaleOrig = wsO;
   if (wsR >= 0) tcp.wscaleReply = wsR;
