@@ -190,7 +190,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   /** Stamps `it` (now queued) with its entry time into the sync layer. */
   protected entered(it: QItem): void {
-    it.at = this.clock.now();
+    // Whole milliseconds: a small integer is stored in place, a fractional
+    // clock reading would cost every queued item a boxed number.
+    it.at = Math.floor(this.clock.now());
     this.ages.entered(it, this.heldCount());
   }
 
