@@ -150,7 +150,51 @@ export function forEachAttr(buf: Buffer, start: number, end: number,
   return true;
 }
 
+// The reverse direction: text → value for the same recent addresses, so the
+// filter and the sync encoder do not parse back what the decoder just
+// printed. Direct-mapped by a hash of the text's length and last characters;
+// a hit needs the identical text (normally the very same interned string, a
+// pointer comparison). Only exact text → value pairs go in, so a hit gives
+// what any of the parsers would compute; a miss falls back to parsing.
+const TEXT_SLOT_BITS = 12;
+const TEXT_MASK = (1 << TEXT_SLOT_BITS) - 1;
+const textKeys: string[] = new Array<string>(1 << TEXT_SLOT_BITS).fill('');
+const textVals = new Int32Array(1 << TEXT_SLOT_BITS);
+
+function textSlot(s: string): number {
+  const n = s.length;
+  if (n < 7) return 0;
+  return (n * 0x3f1 ^ s.charCodeAt(n - 1) * 0x2b ^ s.charCodeAt(n - 2) * 0x6d7 ^ s.charCodeAt(n - 3) * 0x1f3 ^
+    s.charCodeAt(n - 5) * 0x4a1) & TEXT_MASK;
+}
+
+/** The u32 value of IPv4 text seen recently (decoded or parsed), or -1 when not cached. */
+export function cachedIpv4(s: string): number {
+  const slot = textSlot(s);
+  return textKeys[slot] === s && s !== '' ? textVals[slot]! >>> 0 : -1;
+}
+
+/** Records that text `s` is the IPv4 address `v` (u32); `s` must parse to exactly `v`. */
+export function rememberIpv4(s: string, v: number): void {
+  const slot = textSlot(s);
+  textKeys[slot] = s;
+  textVals[slot] = v | 0;
+}
+
 export function writeIpv4(buf: Buffer, off: number, addr: string): void {
+  const c = cachedIpv4(addr);
+  if (c >= 0) {
+    buf[off] = c >>> 24;
+    buf[off + 1] = c >>> 16;
+    buf[off + 2] = c >>> 8;
+    buf[off + 3] = c;
+    return;
+  }
+  parseIpv4Into(buf, off, addr);
+  rememberIpv4(addr, ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0);
+}
+
+function parseIpv4Into(buf: Buffer, off: number, addr: string): void {
   let part = 0;
   let val = 0;
   let digits = 0;
@@ -198,6 +242,7 @@ export function readIpv4(buf: Buffer, off: number): string {
   if (s.length >= 13) s.charCodeAt(0);
   v4Keys[slot] = v;
   v4Strs[slot] = s;
+  rememberIpv4(s, v >>> 0);
   return s;
 }
 
