@@ -42,18 +42,21 @@ export class AgeIndex {
     this.head = 0;
   }
 
+  /** Keeps the live entries, in order, in place (no new arrays). */
   private compact(): void {
-    const items: (QItem | null)[] = [];
-    const ats: number[] = [];
-    for (let i = this.head; i < this.items.length; i++) {
-      const it = this.items[i]!;
-      if (it !== null && it.owner !== null && it.at === this.ats[i]) {
-        items.push(it);
-        ats.push(this.ats[i]!);
+    const items = this.items;
+    const ats = this.ats;
+    let w = 0;
+    for (let r = this.head; r < items.length; r++) {
+      const it = items[r]!;
+      if (it !== null && it.owner !== null && it.at === ats[r]) {
+        items[w] = it;
+        ats[w] = ats[r]!;
+        w++;
       }
     }
-    this.items = items;
-    this.ats = ats;
+    items.length = w;
+    ats.length = w;
     this.head = 0;
   }
 }
