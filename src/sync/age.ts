@@ -9,54 +9,75 @@
 import type { QItem } from './queue.js';
 
 export class AgeIndex {
-  private items: (QItem | null)[] = [];
-  private ats: number[] = [];
+  // A ring of (item, at) in entry order: head = oldest entry, size entries.
+  private items: (QItem | null)[] = new Array<QItem | null>(1024).fill(null);
+  private ats = new Float64Array(1024);
   private head = 0;
+  private size = 0;
 
   /** `it` entered the sync layer with `it.at` set; `live` = items now held (bounds the index). */
   entered(it: QItem, live: number): void {
-    this.items.push(it);
-    this.ats.push(it.at);
-    // Stale entries pile up behind a long-lived oldest one: compact once they
-    // outnumber the live items (amortised O(1) per entry).
-    if (this.items.length - this.head > 2 * live + 64) this.compact();
+    // Stale entries pile up behind a long-lived oldest one: drop them once
+    // they outnumber the live items (amortised O(1) per entry).
+    if (this.size > 2 * live + 64) this.compact();
+    if (this.size === this.items.length) this.grow();
+    const i = (this.head + this.size) & (this.items.length - 1);
+    this.items[i] = it;
+    this.ats[i] = it.at;
+    this.size++;
   }
 
   /** `at` of the oldest item still held, or Infinity. */
   oldest(): number {
     const items = this.items;
-    const ats = this.ats;
-    while (this.head < items.length) {
+    const mask = items.length - 1;
+    while (this.size > 0) {
       const it = items[this.head]!;
-      if (it.owner !== null && it.at === ats[this.head]) return it.at;
+      if (it.owner !== null && it.at === this.ats[this.head]) return it.at;
       items[this.head] = null;
-      this.head++;
+      this.head = (this.head + 1) & mask;
+      this.size--;
     }
-    this.clear();
     return Infinity;
   }
 
   clear(): void {
-    this.items = [];
-    this.ats = [];
+    this.items.fill(null);
+    this.head = 0;
+    this.size = 0;
+  }
+
+  private grow(): void {
+    const n = this.items.length;
+    const items = new Array<QItem | null>(2 * n).fill(null);
+    const ats = new Float64Array(2 * n);
+    for (let k = 0; k < this.size; k++) {
+      const i = (this.head + k) & (n - 1);
+      items[k] = this.items[i]!;
+      ats[k] = this.ats[i]!;
+    }
+    this.items = items;
+    this.ats = ats;
     this.head = 0;
   }
 
-  /** Keeps the live entries, in order, in place (no new arrays). */
+  /** Keeps the live entries, in order, in place. */
   private compact(): void {
     const items = this.items;
     const ats = this.ats;
+    const mask = items.length - 1;
     let w = 0;
-    for (let r = this.head; r < items.length; r++) {
+    for (let k = 0; k < this.size; k++) {
+      const r = (this.head + k) & mask;
       const it = items[r]!;
-      if (it !== null && it.owner !== null && it.at === ats[r]) {
-        items[w] = it;
-        ats[w] = ats[r]!;
+      items[r] = null;
+      if (it.owner !== null && it.at === ats[r]) {
+        const d = (this.head + w) & mask;
+        items[d] = it;
+        ats[d] = ats[r]!;
         w++;
       }
     }
-    items.length = w;
-    ats.length = w;
-    this.head = 0;
+    this.size = w;
   }
 }

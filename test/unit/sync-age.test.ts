@@ -53,6 +53,6 @@ describe('AgeIndex', () => {
       q.remove(it);
     }
     expect(a.oldest()).toBe(1);
-    expect((a as unknown as { items: unknown[] }).items.length).toBeLessThan(200);
+    expect((a as unknown as { size: number }).size).toBeLessThan(200);
   });
 });
