@@ -227,6 +227,21 @@ const v4Strs: string[] = new Array<string>(1 << V4_SLOT_BITS).fill('');
 const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
 const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
 
+// "a.b.c." of recent misses: addresses of one /24 differ in the last octet
+// only, so a new one usually costs one concatenation instead of three.
+const prefixKeys = new Int32Array(256).fill(-1);
+const prefixStrs: string[] = new Array<string>(256).fill('');
+
+function v4Prefix(a: number, b: number, c: number): string {
+  const k = (a << 16) | (b << 8) | c;
+  const slot = (k ^ (k >>> 8) ^ (k >>> 16)) & 255;
+  if (prefixKeys[slot] === k) return prefixStrs[slot]!;
+  const p = OCTET_DOT[a]! + OCTET_DOT[b]! + OCTET_DOT[c]!;
+  prefixKeys[slot] = k;
+  prefixStrs[slot] = p;
+  return p;
+}
+
 export function readIpv4(buf: Buffer, off: number): string {
   const a = buf[off]!;
   const b = buf[off + 1]!;
@@ -236,7 +251,7 @@ export function readIpv4(buf: Buffer, off: number): string {
   const slot = Math.imul(v, 0x9e3779b1) >>> (32 - V4_SLOT_BITS);
   const hit = v4Strs[slot]!;
   if (v4Keys[slot] === v && hit !== '') return hit;
-  const s = OCTET_DOT[a]! + OCTET_DOT[b]! + OCTET_DOT[c]! + OCTET[d]!;
+  const s = v4Prefix(a, b, c) + OCTET[d]!;
   // 13+ characters come out as a rope; reading one character flattens it now,
   // once, rather than in every later parse of the cached string.
   if (s.length >= 13) s.charCodeAt(0);
