@@ -393,15 +393,16 @@ export function mergeConntrack(dst: Conntrack, src: Conntrack): void {
   if (src.labels !== undefined) dst.labels = src.labels;
   if (src.helper !== undefined) dst.helper = src.helper;
   if (src.tcp !== undefined) {
-    // Copy-on-write: the kernel codec shares one frozen TcpInfo between
-    // entries in the same TCP state, so the cached one is never modified.
+    // The kernel codec shares one frozen TcpInfo between entries in the same
+    // TCP state: such a one is replaced (copy-on-write), never modified.
     const d = dst.tcp;
     const s = src.tcp;
     if (d === undefined || (s.wscaleOrig !== undefined && s.wscaleReply !== undefined && s.flagsOrig !== undefined &&
       s.flagsReply !== undefined && s.flagsMaskOrig !== undefined && s.flagsMaskReply !== undefined)) {
       dst.tcp = s;
     } else {
-      const m: TcpInfo = { ...d };
+      // Peer updates (external cache) carry a partial, unshared TcpInfo: merged in place.
+      const m: TcpInfo = Object.isFrozen(d) ? { ...d } : d;
       m.state = s.state;
       if (s.wscaleOrig !== undefined) m.wscaleOrig = s.wscaleOrig;
       if (s.wscaleReply !== undefined) m.wscaleReply = s.wscaleReply;

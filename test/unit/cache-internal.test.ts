@@ -420,5 +420,9 @@ describe('mergeConntrack and shared decoded objects', () => {
     const full = { state: 5, wscaleOrig: 1, wscaleReply: 2, flagsOrig: 3, flagsMaskOrig: 0, flagsReply: 4, flagsMaskReply: 0 };
     mergeConntrack(dst, ct(1, { tcp: full }));
     expect(dst.tcp).toBe(full);
+    // An unshared one (a peer's) is merged in place, as before.
+    mergeConntrack(dst, ct(1, { tcp: { state: 6 } }));
+    expect(dst.tcp).toBe(full);
+    expect(full.state).toBe(6);
   });
 });
