@@ -84,7 +84,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected readonly rlog: RateLimitedLog;
   protected readonly log: Logger;
   private readonly scheduleFn: (fn: () => void) => void;
-  private readonly aliveMs: number;
+  protected readonly aliveMs: number;
   private readonly startupResync: boolean;
   private readonly hdr: NetHdr = { version: 0, type: 0, flags: 0, len: 0, seq: 0 };
   private cur: Buffer = EMPTY;
@@ -174,6 +174,10 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected abstract extraFlags(): number;
   /** `it` went out with `seq` and `flags`. */
   protected abstract afterSend(it: SyncItem, flags: number): void;
+  /** May another data message go out now? (FTFW: its send window.) */
+  protected mayStartData(): boolean {
+    return true;
+  }
   /** The alive timer fired. */
   protected abstract onAlive(): void;
   /** Drops everything queued (stop). */
@@ -236,7 +240,19 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   /** One transmit round: everything queued, in order, then flush and re-arm the alive timer. */
   protected transmit(): void {
-    for (let it = this.tx.shift(); it !== null; it = this.tx.shift()) this.sendItem(it);
+    // Data the mode holds back (mayStartData) stays queued in order; control
+    // messages behind it still go out.
+    let held = false;
+    for (let it = this.tx.head; it !== null;) {
+      const next = it.next as SyncItem | null;
+      if (it.kind === 'obj' && (held || !this.mayStartData())) {
+        held = true;
+      } else {
+        this.tx.remove(it);
+        this.sendItem(it);
+      }
+      it = next;
+    }
     this.writer.flush();
     this.armAlive();
   }
