@@ -241,9 +241,11 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   /** One transmit round: everything queued, in order, then flush and re-arm the alive timer. */
   protected transmit(): void {
     // Data the mode holds back (mayStartData) stays queued in order; control
-    // messages behind it still go out.
+    // messages behind it still go out. Held data is walked past only while
+    // control messages remain: a full window costs no walk of the queue.
     let held = false;
     for (let it = this.tx.head; it !== null;) {
+      if (held && this.tx.ctl === 0) break;
       const next = it.next as SyncItem | null;
       if (it.kind === 'obj' && (held || !this.mayStartData())) {
         held = true;

@@ -670,10 +670,15 @@ describe('ftfw send window', () => {
     const s1 = st(p.a);
     expect(s1.rsQueueLen).toBeLessThanOrEqual(1000);
     expect(s1.txQueueLen).toBeGreaterThanOrEqual(2000);
+    // Control messages are not held back with the data.
+    p.a.engine.requestResync();
+    p.clock.advance(5);
+    expect(st(p.a).msgsSent).toBe(s1.msgsSent + 1);
+    expect(st(p.a).txQueueLen).toBe(s1.txQueueLen);
     // An alive interval without acknowledgment: one more window goes out.
     p.clock.advance(1000);
     const s2 = st(p.a);
-    expect(s2.txQueueLen).toBeLessThanOrEqual(s1.txQueueLen - 1000);
+    expect(s2.txQueueLen).toBeLessThanOrEqual(s1.txQueueLen - 990); // a window, less the control messages in it
     expect(s2.txQueueLen).toBeGreaterThan(0);
     // ACKs flow again: everything arrives, nothing is left queued.
     p.link.dropIf = null;
