@@ -19,9 +19,10 @@ export interface FtfwOptions extends EngineOptions {
   /** ACKWindowSize: force an ACK after this many in-sync messages. Default 300. */
   ackWindowSize?: number;
   /**
-   * ctsync improvement: at most this many sent messages wait for the peer's
-   * acknowledgment; further data stays in the tx queue until ACKs arrive (or
-   * an alive interval passes without one). A burst (bulk resync: 100k
+   * ctsync improvement: while more than this many messages are queued, at
+   * most this many sent ones wait for the peer's acknowledgment; further data
+   * stays in the tx queue until ACKs arrive (or an alive interval passes
+   * without one). A burst (bulk resync: 100k
    * messages at once) then cannot overrun the peer's socket buffer and turn
    * into NACKs and resends. Default 4096 (~240 full datagrams at MTU 1500);
    * 0 = unlimited, conntrackd's behaviour.
@@ -116,7 +117,9 @@ export class Ftfw extends SyncEngine implements SyncMode {
   // ---- transmit hooks ----
 
   protected override mayStartData(): boolean {
-    if (this.rs.len < this.sendWindow + this.stallCredit) return true;
+    // Only a backlog larger than the window (a bulk send) is paced: a steady
+    // event stream goes out at once, as conntrackd sends it.
+    if (this.rs.len < this.sendWindow + this.stallCredit || this.tx.len < this.sendWindow) return true;
     // Full, and no acknowledgment for an alive interval: the peer may have
     // nothing left to acknowledge (its ACK was lost). Send on, one window at a
     // time, so its next window-full ACK comes, as conntrackd (which never
