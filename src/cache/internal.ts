@@ -22,7 +22,7 @@
 // object that is not DEAD, or no longer in the table, does nothing. Objects
 // the cache drops without a report (flush(), FLUSH/COMMIT-origin destroys)
 // go to onDrop, which the daemon wires to sync.forget(obj).
-import { EVENT, type Conntrack, type EventKind, type Expectation } from '../model/conntrack.js';
+import { EVENT, type Conntrack, type EventKind, type Expectation, type TcpInfo } from '../model/conntrack.js';
 import type { Clock } from '../util/clock.js';
 import { conntrackIdentity, expectationIdentity, type IdentityOps } from './hash.js';
 import { CacheEntry, CacheTable, type NoSpaceHandler } from './table.js';
@@ -393,17 +393,24 @@ export function mergeConntrack(dst: Conntrack, src: Conntrack): void {
   if (src.labels !== undefined) dst.labels = src.labels;
   if (src.helper !== undefined) dst.helper = src.helper;
   if (src.tcp !== undefined) {
+    // The kernel codec shares one frozen TcpInfo between entries in the same
+    // TCP state: such a one is replaced (copy-on-write), never modified.
     const d = dst.tcp;
-    if (d === undefined) dst.tcp = src.tcp;
-    else {
-      const s = src.tcp;
-      d.state = s.state;
-      if (s.wscaleOrig !== undefined) d.wscaleOrig = s.wscaleOrig;
-      if (s.wscaleReply !== undefined) d.wscaleReply = s.wscaleReply;
-      if (s.flagsOrig !== undefined) d.flagsOrig = s.flagsOrig;
-      if (s.flagsReply !== undefined) d.flagsReply = s.flagsReply;
-      if (s.flagsMaskOrig !== undefined) d.flagsMaskOrig = s.flagsMaskOrig;
-      if (s.flagsMaskReply !== undefined) d.flagsMaskReply = s.flagsMaskReply;
+    const s = src.tcp;
+    if (d === undefined || (s.wscaleOrig !== undefined && s.wscaleReply !== undefined && s.flagsOrig !== undefined &&
+      s.flagsReply !== undefined && s.flagsMaskOrig !== undefined && s.flagsMaskReply !== undefined)) {
+      dst.tcp = s;
+    } else {
+      // Peer updates (external cache) carry a partial, unshared TcpInfo: merged in place.
+      const m: TcpInfo = Object.isFrozen(d) ? { ...d } : d;
+      m.state = s.state;
+      if (s.wscaleOrig !== undefined) m.wscaleOrig = s.wscaleOrig;
+      if (s.wscaleReply !== undefined) m.wscaleReply = s.wscaleReply;
+      if (s.flagsOrig !== undefined) m.flagsOrig = s.flagsOrig;
+      if (s.flagsReply !== undefined) m.flagsReply = s.flagsReply;
+      if (s.flagsMaskOrig !== undefined) m.flagsMaskOrig = s.flagsMaskOrig;
+      if (s.flagsMaskReply !== undefined) m.flagsMaskReply = s.flagsMaskReply;
+      dst.tcp = m;
     }
   }
   if (src.sctp !== undefined) {

@@ -6,6 +6,7 @@
 // no split(), no regex, nothing allocated, since the filter runs on every
 // kernel event.
 import { CtsyncError } from '../errors.js';
+import { cachedIpv4 } from '../netlink/nlattr.js';
 
 /** Parses dotted-quad IPv4 text in s[start, end). Returns the address as an unsigned number, or -1. */
 export function parseIPv4Range(s: string, start: number, end: number): number {
@@ -31,9 +32,10 @@ export function parseIPv4Range(s: string, start: number, end: number): number {
   return acc * 256 + part;
 }
 
-/** Dotted-quad text → unsigned 32-bit number, or -1. */
+/** Dotted-quad text → unsigned 32-bit number, or -1. Text the kernel codec just decoded is not parsed again. */
 export function parseIPv4(s: string): number {
-  return parseIPv4Range(s, 0, s.length);
+  const v = cachedIpv4(s);
+  return v >= 0 ? v : parseIPv4Range(s, 0, s.length);
 }
 
 // Scratch for the 8 groups while "::" is being expanded; parsing is synchronous so one suffices.

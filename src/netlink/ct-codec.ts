@@ -266,6 +266,30 @@ export function readTuple(buf: Buffer, start: number, end: number): Tuple {
 
 // ---------------------------------------------------------------- nested decoders
 
+// Complete TcpInfo objects (what the kernel reports for every TCP entry) are
+// shared: a table of 100k flows holds a handful of distinct values. Frozen,
+// since entries share them (the caches' merge replaces rather than mutates).
+// Direct-mapped by the packed fields; a miss just builds a new one.
+const TCP_SLOTS = 256;
+const tcpKeyA = new Int32Array(TCP_SLOTS).fill(-1);
+const tcpKeyB = new Int32Array(TCP_SLOTS);
+const tcpInfos: (TcpInfo | undefined)[] = new Array<TcpInfo | undefined>(TCP_SLOTS).fill(undefined);
+
+function fullTcp(state: number, wsO: number, wsR: number, flO: number, mkO: number, flR: number, mkR: number): TcpInfo {
+  // All fields are bytes: 8 bits each, state and window scales in the first key.
+  const a = state | (wsO << 8) | (wsR << 16);
+  const b = flO | (mkO << 8) | (flR << 16) | (mkR << 24);
+  const slot = (Math.imul(a ^ Math.imul(b, 0x85ebca6b), 0x9e3779b1) >>> 24) & (TCP_SLOTS - 1);
+  if (tcpKeyA[slot] === a && tcpKeyB[slot] === b) return tcpInfos[slot]!;
+  const t: TcpInfo = Object.freeze({
+    state, wscaleOrig: wsO, wscaleReply: wsR, flagsOrig: flO, flagsMaskOrig: mkO, flagsReply: flR, flagsMaskReply: mkR,
+  });
+  tcpKeyA[slot] = a;
+  tcpKeyB[slot] = b;
+  tcpInfos[slot] = t;
+  return t;
+}
+
 function readTcp(buf: Buffer, start: number, end: number): TcpInfo {
   let state = 0;
   let wsO = -1;
@@ -307,6 +331,7 @@ function readTcp(buf: Buffer, start: number, end: number): TcpInfo {
     }
     off += (len + 3) & ~3;
   }
+  if (wsO >= 0 && wsR >= 0 && flO >= 0 && flR >= 0) return fullTcp(state, wsO, wsR, flO, mkO, flR, mkR);
   const tcp: TcpInfo = { state };
   if (wsO >= 0) tcp.wscaleOrig = wsO;
   if (wsR >= 0) tcp.wscaleReply = wsR;
@@ -457,8 +482,18 @@ function readSeqAdj(buf: Buffer, start: number, end: number): SeqAdj {
   return s;
 }
 
+/**
+ * The synproxy extension every ctnetlink-created entry carries, all zero. One
+ * frozen object serves them all (it must still be present: conntrackd sends
+ * NTA_SYNPROXY whenever the kernel reported it). Nothing mutates a decoded
+ * synproxy; the freeze makes sure nothing starts to.
+ */
+export const ZERO_SYNPROXY: Synproxy = Object.freeze({ isn: 0, its: 0, tsoff: 0 });
+
 function readSynproxy(buf: Buffer, start: number, end: number): Synproxy {
-  const s: Synproxy = { isn: 0, its: 0, tsoff: 0 };
+  let isn = 0;
+  let its = 0;
+  let tsoff = 0;
   let off = start;
   while (off + 4 <= end) {
     const len = checkedLen(buf, off, end, 'CTA_SYNPROXY');
@@ -468,13 +503,13 @@ function readSynproxy(buf: Buffer, start: number, end: number): Synproxy {
     if (type >= CTA_SYNPROXY.ISN && type <= CTA_SYNPROXY.TSOFF) {
       if (pl < 4) short('CTA_SYNPROXY', 4, pl, off);
       const v = u32(buf, p);
-      if (type === CTA_SYNPROXY.ISN) s.isn = v;
-      else if (type === CTA_SYNPROXY.ITS) s.its = v;
-      else s.tsoff = v;
+      if (type === CTA_SYNPROXY.ISN) isn = v;
+      else if (type === CTA_SYNPROXY.ITS) its = v;
+      else tsoff = v;
     }
     off += (len + 3) & ~3;
   }
-  return s;
+  return (isn | its | tsoff) === 0 ? ZERO_SYNPROXY : { isn, its, tsoff };
 }
 
 function readHelpName(buf: Buffer, start: number, end: number): string | undefined {
@@ -649,6 +684,19 @@ export function readConntrack(buf: Buffer, start: number, end: number): Conntrac
     off += (len + 3) & ~3;
   }
   if (orig === undefined) fail('conntrack message has no CTA_TUPLE_ORIG', start);
+
+  // The common kernel event (TCP, reply, status, timeout, mark, id, protoinfo,
+  // synproxy, nothing else) is built as one literal: adding its fields one by
+  // one would grow and copy the property store several times per event.
+  if (reply !== undefined && status >= 0 && timeout >= 0 && mark >= 0 && zone < 0 && id >= 0 && use < 0 &&
+    labels === undefined && helper === undefined && pTcp !== undefined && pSctp === undefined && pDccp === undefined &&
+    seqO === undefined && seqR === undefined && synproxy !== undefined && cntO === undefined && cntR === undefined &&
+    snatAddr === undefined && snatPort === undefined && dnatAddr === undefined && dnatPort === undefined &&
+    master === undefined) {
+    const tcp = pTcp;
+    pTcp = undefined;
+    return { orig, reply, status, timeout, mark, id, tcp, synproxy };
+  }
 
   // Fields are added in one fixed order so entries of the same kind share a
   // hidden class.

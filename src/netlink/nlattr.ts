@@ -150,7 +150,51 @@ export function forEachAttr(buf: Buffer, start: number, end: number,
   return true;
 }
 
+// The reverse direction: text → value for the same recent addresses, so the
+// filter and the sync encoder do not parse back what the decoder just
+// printed. Direct-mapped by a hash of the text's length and last characters;
+// a hit needs the identical text (normally the very same interned string, a
+// pointer comparison). Only exact text → value pairs go in, so a hit gives
+// what any of the parsers would compute; a miss falls back to parsing.
+const TEXT_SLOT_BITS = 12;
+const TEXT_MASK = (1 << TEXT_SLOT_BITS) - 1;
+const textKeys: string[] = new Array<string>(1 << TEXT_SLOT_BITS).fill('');
+const textVals = new Int32Array(1 << TEXT_SLOT_BITS);
+
+function textSlot(s: string): number {
+  const n = s.length;
+  if (n < 7) return 0;
+  return (n * 0x3f1 ^ s.charCodeAt(n - 1) * 0x2b ^ s.charCodeAt(n - 2) * 0x6d7 ^ s.charCodeAt(n - 3) * 0x1f3 ^
+    s.charCodeAt(n - 5) * 0x4a1) & TEXT_MASK;
+}
+
+/** The u32 value of IPv4 text seen recently (decoded or parsed), or -1 when not cached. */
+export function cachedIpv4(s: string): number {
+  const slot = textSlot(s);
+  return textKeys[slot] === s && s !== '' ? textVals[slot]! >>> 0 : -1;
+}
+
+/** Records that text `s` is the IPv4 address `v` (u32); `s` must parse to exactly `v`. */
+export function rememberIpv4(s: string, v: number): void {
+  const slot = textSlot(s);
+  textKeys[slot] = s;
+  textVals[slot] = v | 0;
+}
+
 export function writeIpv4(buf: Buffer, off: number, addr: string): void {
+  const c = cachedIpv4(addr);
+  if (c >= 0) {
+    buf[off] = c >>> 24;
+    buf[off + 1] = c >>> 16;
+    buf[off + 2] = c >>> 8;
+    buf[off + 3] = c;
+    return;
+  }
+  parseIpv4Into(buf, off, addr);
+  rememberIpv4(addr, ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0);
+}
+
+function parseIpv4Into(buf: Buffer, off: number, addr: string): void {
   let part = 0;
   let val = 0;
   let digits = 0;
@@ -172,8 +216,49 @@ export function writeIpv4(buf: Buffer, off: number, addr: string): void {
   buf[off + 3] = val;
 }
 
+// Dotted-quad text of recently decoded IPv4 addresses, direct-mapped by value.
+// Addresses recur from one event to the next (the reply destination is the
+// original source unless SNATed; servers and NAT addresses repeat), so most
+// reads return an existing string: fewer allocations at the event rate, and
+// every cached entry holding the same address shares one string.
+const V4_SLOT_BITS = 12;
+const v4Keys = new Int32Array(1 << V4_SLOT_BITS);
+const v4Strs: string[] = new Array<string>(1 << V4_SLOT_BITS).fill('');
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
+
+// "a.b.c." of recent misses: addresses of one /24 differ in the last octet
+// only, so a new one usually costs one concatenation instead of three.
+const prefixKeys = new Int32Array(256).fill(-1);
+const prefixStrs: string[] = new Array<string>(256).fill('');
+
+function v4Prefix(a: number, b: number, c: number): string {
+  const k = (a << 16) | (b << 8) | c;
+  const slot = (k ^ (k >>> 8) ^ (k >>> 16)) & 255;
+  if (prefixKeys[slot] === k) return prefixStrs[slot]!;
+  const p = OCTET_DOT[a]! + OCTET_DOT[b]! + OCTET_DOT[c]!;
+  prefixKeys[slot] = k;
+  prefixStrs[slot] = p;
+  return p;
+}
+
 export function readIpv4(buf: Buffer, off: number): string {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const a = buf[off]!;
+  const b = buf[off + 1]!;
+  const c = buf[off + 2]!;
+  const d = buf[off + 3]!;
+  const v = (a << 24) | (b << 16) | (c << 8) | d;
+  const slot = Math.imul(v, 0x9e3779b1) >>> (32 - V4_SLOT_BITS);
+  const hit = v4Strs[slot]!;
+  if (v4Keys[slot] === v && hit !== '') return hit;
+  const s = v4Prefix(a, b, c) + OCTET[d]!;
+  // 13+ characters come out as a rope; reading one character flattens it now,
+  // once, rather than in every later parse of the cached string.
+  if (s.length >= 13) s.charCodeAt(0);
+  v4Keys[slot] = v;
+  v4Strs[slot] = s;
+  rememberIpv4(s, v >>> 0);
+  return s;
 }
 
 export function writeIpv6(buf: Buffer, off: number, addr: string): void {

@@ -18,7 +18,8 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import { newRecvCounters, walkDatagram, type RecvCounters } from '../wire/datagram.js';
 import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeader, type NetHdr } from '../wire/header.js';
 import { msgTypeOf, type ObjectCodec } from './codec.js';
-import { CtlItem, ObjItem, SyncQueue, type SyncItem } from './queue.js';
+import { AgeIndex } from './age.js';
+import { CtlItem, ObjItem, SyncQueue, type QItem, type SyncItem } from './queue.js';
 import { RecvSeq } from './recv-seq.js';
 import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
 import type { SyncHost, SyncStats } from './types.js';
@@ -74,6 +75,8 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected readonly clock: Clock;
   protected readonly codec: ObjectCodec;
   protected readonly tx = new SyncQueue('txqueue');
+  /** Entry order of held items, for the oldest-unacked age in O(1). */
+  private readonly ages = new AgeIndex();
   protected readonly seq: SeqCounter;
   protected readonly writer: DatagramWriter;
   protected readonly recvSeq = new RecvSeq();
@@ -81,12 +84,14 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected readonly rlog: RateLimitedLog;
   protected readonly log: Logger;
   private readonly scheduleFn: (fn: () => void) => void;
-  private readonly aliveMs: number;
+  protected readonly aliveMs: number;
   private readonly startupResync: boolean;
   private readonly hdr: NetHdr = { version: 0, type: 0, flags: 0, len: 0, seq: 0 };
   private cur: Buffer = EMPTY;
   private curFlags = 0;
   private aliveTimer: TimerHandle | null = null;
+  /** clock.now() at which the alive timer is due (see armAlive). */
+  private aliveDue = 0;
   private scheduled = false;
   protected running = false;
 
@@ -169,6 +174,10 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected abstract extraFlags(): number;
   /** `it` went out with `seq` and `flags`. */
   protected abstract afterSend(it: SyncItem, flags: number): void;
+  /** May another data message go out now? (FTFW: its send window.) */
+  protected mayStartData(): boolean {
+    return true;
+  }
   /** The alive timer fired. */
   protected abstract onAlive(): void;
   /** Drops everything queued (stop). */
@@ -178,9 +187,22 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   protected queueCtl(flags: number, from: number, to: number): void {
     const it = new CtlItem(flags, from >>> 0, to >>> 0);
-    it.at = this.clock.now();
     this.tx.push(it);
+    this.entered(it);
     this.kick();
+  }
+
+  /** Stamps `it` (now queued) with its entry time into the sync layer. */
+  protected entered(it: QItem): void {
+    // Whole milliseconds: a small integer is stored in place, a fractional
+    // clock reading would cost every queued item a boxed number.
+    it.at = Math.floor(this.clock.now());
+    this.ages.entered(it, this.heldCount());
+  }
+
+  /** Items held in the sync layer's queues (FTFW adds its resend queue). */
+  protected heldCount(): number {
+    return this.tx.len;
   }
 
   protected pin(it: ObjItem): void {
@@ -218,7 +240,21 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   /** One transmit round: everything queued, in order, then flush and re-arm the alive timer. */
   protected transmit(): void {
-    for (let it = this.tx.shift(); it !== null; it = this.tx.shift()) this.sendItem(it);
+    // Data the mode holds back (mayStartData) stays queued in order; control
+    // messages behind it still go out. Held data is walked past only while
+    // control messages remain: a full window costs no walk of the queue.
+    let held = false;
+    for (let it = this.tx.head; it !== null;) {
+      if (held && this.tx.ctl === 0) break;
+      const next = it.next as SyncItem | null;
+      if (it.kind === 'obj' && (held || !this.mayStartData())) {
+        held = true;
+      } else {
+        this.tx.remove(it);
+        this.sendItem(it);
+      }
+      it = next;
+    }
     this.writer.flush();
     this.armAlive();
   }
@@ -257,15 +293,25 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     return HEADER_SIZE;
   }
 
+  /**
+   * Pushes the alive deadline to aliveMs from now. Runs after every transmit
+   * round, so it only moves the deadline: the one pending timer re-arms itself
+   * for the remainder when it fires early, instead of a new timer per round.
+   */
   private armAlive(): void {
     if (!this.running) return;
-    this.aliveTimer?.cancel();
-    this.aliveTimer = this.clock.setTimeout(this.aliveFired, this.aliveMs);
+    this.aliveDue = this.clock.now() + this.aliveMs;
+    if (this.aliveTimer === null) this.aliveTimer = this.clock.setTimeout(this.aliveFired, this.aliveMs);
   }
 
   private readonly aliveFired = (): void => {
     this.aliveTimer = null;
     if (!this.running) return;
+    const left = this.aliveDue - this.clock.now();
+    if (left > 0) {
+      this.aliveTimer = this.clock.setTimeout(this.aliveFired, left);
+      return;
+    }
     this.onAlive();
     // Re-armed here as well as after the round, so a lost round cannot stop it.
     this.armAlive();
@@ -318,12 +364,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   // ---- stats ----
 
-  protected baseStats(rsQueueLen: number, rsQueueOverflow: number, peerRestarts: number, seqResets: number,
-    rsQueue: SyncQueue | null): EngineStats {
+  protected baseStats(rsQueueLen: number, rsQueueOverflow: number, peerRestarts: number, seqResets: number): EngineStats {
     const now = this.clock.now();
-    let oldest = Infinity;
-    for (const it of this.tx) if (it.at < oldest) oldest = it.at;
-    if (rsQueue) for (const it of rsQueue) if (it.at < oldest) oldest = it.at;
+    const oldest = this.ages.oldest();
     return {
       seqLost: this.recvSeq.lostQuirk,
       seqBefore: this.recvSeq.before,

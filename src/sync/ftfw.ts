@@ -11,12 +11,23 @@ import type { SyncMode } from './types.js';
 
 export const DEFAULT_RESEND_QUEUE_SIZE = 131072;
 export const DEFAULT_ACK_WINDOW_SIZE = 300;
+export const DEFAULT_SEND_WINDOW = 4096;
 
 export interface FtfwOptions extends EngineOptions {
   /** ResendQueueSize: the oldest entry is dropped (and counted) beyond it. Default 131072. */
   resendQueueSize?: number;
   /** ACKWindowSize: force an ACK after this many in-sync messages. Default 300. */
   ackWindowSize?: number;
+  /**
+   * ctsync improvement: while more than this many messages are queued, at
+   * most this many sent ones wait for the peer's acknowledgment; further data
+   * stays in the tx queue until ACKs arrive (or an alive interval passes
+   * without one). A burst (bulk resync: 100k
+   * messages at once) then cannot overrun the peer's socket buffer and turn
+   * into NACKs and resends. Default 4096 (~240 full datagrams at MTU 1500);
+   * 0 = unlimited, conntrackd's behaviour.
+   */
+  sendWindow?: number;
   /**
    * ctsync improvement: re-adopt the peer's sequence after a stall (a forged
    * far-ahead seq would otherwise make us drop the real peer for ever), count
@@ -36,6 +47,11 @@ export class Ftfw extends SyncEngine implements SyncMode {
   private readonly rs = new SyncQueue('rsqueue');
   private readonly rsMax: number;
   private readonly windowSize: number;
+  private readonly sendWindow: number;
+  /** Extra window granted after alive intervals without acknowledgment progress. */
+  private stallCredit = 0;
+  /** clock.now() since which the send window has been full without an acknowledgment, or -1. */
+  private fullSince = -1;
   private readonly guard: SeqStallGuard | null;
   private window: number;
   private ackFrom = 0;
@@ -65,6 +81,9 @@ export class Ftfw extends SyncEngine implements SyncMode {
     super(opts);
     this.rsMax = Math.max(1, opts.resendQueueSize ?? DEFAULT_RESEND_QUEUE_SIZE);
     this.windowSize = Math.max(1, opts.ackWindowSize ?? DEFAULT_ACK_WINDOW_SIZE);
+    const sw = opts.sendWindow ?? DEFAULT_SEND_WINDOW;
+    // Never below the peer's ACK window, or the peer would wait for data we hold back.
+    this.sendWindow = sw <= 0 ? Infinity : Math.max(sw, 2 * this.windowSize);
     this.window = this.windowSize;
     this.guard = opts.seqRecovery === false ? null : new SeqStallGuard(opts.seqRecovery ?? {});
   }
@@ -72,14 +91,19 @@ export class Ftfw extends SyncEngine implements SyncMode {
   enqueue(obj: CacheObject): void {
     const it = ObjItem.of(obj);
     if (it.owner === this.tx) return; // keeps its place; sent with its newest state
-    if (it.owner === null) it.at = this.clock.now();
+    const fresh = it.owner === null;
     this.pin(it);
     this.tx.push(it); // from the rs queue too: only the newest state is (re)sent
+    if (fresh) this.entered(it);
     this.kick();
   }
 
   stats(): EngineStats {
-    return this.baseStats(this.rs.len, this.rsOverflow, this.peerRestarts, this.seqResets, this.rs);
+    return this.baseStats(this.rs.len, this.rsOverflow, this.peerRestarts, this.seqResets);
+  }
+
+  protected override heldCount(): number {
+    return this.tx.len + this.rs.len;
   }
 
   rsQueueLines(): string[] {
@@ -91,6 +115,25 @@ export class Ftfw extends SyncEngine implements SyncMode {
   }
 
   // ---- transmit hooks ----
+
+  protected override mayStartData(): boolean {
+    // Only a backlog larger than the window (a bulk send) is paced: a steady
+    // event stream goes out at once, as conntrackd sends it.
+    if (this.rs.len < this.sendWindow + this.stallCredit || this.tx.len < this.sendWindow) return true;
+    // Full, and no acknowledgment for an alive interval: the peer may have
+    // nothing left to acknowledge (its ACK was lost). Send on, one window at a
+    // time, so its next window-full ACK comes, as conntrackd (which never
+    // holds back) would. The alive timer's round comes back here.
+    const now = this.clock.now();
+    if (this.fullSince < 0) {
+      this.fullSince = now;
+      return false;
+    }
+    if (now - this.fullSince < this.aliveMs) return false;
+    this.fullSince = -1;
+    this.stallCredit += this.sendWindow;
+    return true;
+  }
 
   protected extraFlags(): number {
     let f = 0;
@@ -307,11 +350,13 @@ export class Ftfw extends SyncEngine implements SyncMode {
    */
   private rsRelease(from: number, to: number): void {
     let resent = 0;
+    let released = 0;
     for (let it = this.rs.head; it !== null;) {
       const next = it.next as SyncItem | null;
       if (seqAfter(it.seq, to)) break;
       if (!seqBefore(it.seq, from)) {
         this.rs.remove(it);
+        released++;
         if (it.kind === 'obj') this.unpin(it, true);
       } else if (it.kind === 'obj' || (it.flags & FLAG.RESYNC) !== 0) {
         this.tx.push(it);
@@ -322,6 +367,12 @@ export class Ftfw extends SyncEngine implements SyncMode {
         this.rs.remove(it);
       }
       it = next;
+    }
+    if (released > 0) {
+      // The peer is taking our data: the send window slides (held-back data may go).
+      this.fullSince = -1;
+      this.stallCredit = 0;
+      if (this.tx.len > 0) this.kick();
     }
     if (resent > 0) {
       this.resends += resent;

@@ -19,14 +19,14 @@ export class Notrack extends SyncEngine implements SyncMode {
   enqueue(obj: CacheObject): void {
     const it = ObjItem.of(obj);
     if (it.owner === this.tx) return;
-    it.at = this.clock.now();
     this.pin(it);
     this.tx.push(it);
+    this.entered(it);
     this.kick();
   }
 
   stats(): EngineStats {
-    return this.baseStats(0, 0, 0, 0, null);
+    return this.baseStats(0, 0, 0, 0);
   }
 
   rsQueueLines(): string[] {

@@ -52,6 +52,8 @@ export class SyncQueue {
   head: SyncItem | null = null;
   tail: SyncItem | null = null;
   len = 0;
+  /** How many of the items are control messages (lets a transmit round stop early). */
+  ctl = 0;
 
   constructor(readonly name: string) {}
 
@@ -68,6 +70,7 @@ export class SyncQueue {
     else this.head = it;
     this.tail = it;
     this.len++;
+    if (it.kind === 'ctl') this.ctl++;
   }
 
   remove(it: SyncItem): void {
@@ -79,6 +82,7 @@ export class SyncQueue {
     it.prev = it.next = null;
     it.owner = null;
     this.len--;
+    if (it.kind === 'ctl') this.ctl--;
   }
 
   shift(): SyncItem | null {

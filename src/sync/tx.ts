@@ -37,6 +37,11 @@ export interface MessageSource<T> {
  * Packs messages back to back into one reusable buffer of `max` bytes. A
  * message is kept only while `buffered + len < max` (strictly, as conntrackd);
  * otherwise what was buffered goes out first. flush() ends a transmit round.
+ *
+ * The buffer is twice `max` long and messages are encoded against its whole
+ * length: one that ends past `max` is still written completely, then moved to
+ * the front of the next datagram. So a full datagram costs one copy, not an
+ * exception and a second encode (every datagram of a burst ends that way).
  */
 export class DatagramWriter {
   private readonly buf: Buffer;
@@ -47,7 +52,7 @@ export class DatagramWriter {
   constructor(readonly max: number, private readonly sink: (datagram: Buffer) => void) {
     // Must hold at least one 16-byte control message under the strict rule.
     if (!Number.isInteger(max) || max <= 16) throw new CtsyncError('CTSYNC_ERR', `maxDatagram too small: ${max}`, { max });
-    this.buf = Buffer.alloc(max);
+    this.buf = Buffer.alloc(2 * max);
   }
 
   get buffered(): number {
@@ -60,27 +65,19 @@ export class DatagramWriter {
    * the buffered messages are untouched then.
    */
   put<T>(src: MessageSource<T>, item: T): number {
-    let off = this.used;
-    let len: number;
-    try {
-      len = src.writeMessage(this.buf, off, this.max, item);
-    } catch (err) {
-      // No space left behind earlier messages: retry alone in a fresh datagram.
-      if (off === 0 || !(err instanceof WireError) || err.reason !== 'no-space') throw err;
-      this.flush();
-      off = 0;
-      len = src.writeMessage(this.buf, 0, this.max, item);
-    }
+    const off = this.used;
+    // From any off < max, more than max bytes are left: a message that does
+    // not fit them is too large for any datagram.
+    const len = src.writeMessage(this.buf, off, this.buf.length, item);
     if (off + len < this.max) {
       this.used = off + len;
       return len;
     }
-    if (off === 0) {
+    if (len >= this.max) {
       throw new WireError('CTSYNC_ERR_WIRE_ENCODE', `message of ${len} bytes does not fit a ${this.max}-byte datagram`,
         'too-large', { len, max: this.max });
     }
     // It fits only alone: send what came before, then move it to the front.
-    this.used = off;
     this.flush();
     this.buf.copyWithin(0, off, off + len);
     this.used = len;

@@ -184,10 +184,20 @@ function tlvHeader(buf: Buffer, p: number, id: number, ntaLen: number): void {
   buf[p + 3] = id & 0xff;
 }
 
+// The integer stores below index the buffer directly (room() has checked the
+// bounds) and refuse exactly what Buffer's write*() refuse (value > max or
+// < min; a fraction or NaN is stored truncated, as Buffer does): the same
+// bytes and the same bad-value errors, without a bounds-checked call each.
+
+function outOfRange(v: number, max: number): RangeError {
+  return new RangeError(`The value of "value" is out of range. It must be >= 0 and <= ${max}. Received ${v}`);
+}
+
 export function putU8(buf: Buffer, p: number, id: number, v: number, limit: number): number {
   room(p, 8, limit);
+  if (v > 0xff || v < 0) throw outOfRange(v, 0xff);
   tlvHeader(buf, p, id, 5);
-  buf.writeUInt8(v, p + 4);
+  buf[p + 4] = v;
   buf[p + 5] = 0;
   buf[p + 6] = 0;
   buf[p + 7] = 0;
@@ -196,8 +206,10 @@ export function putU8(buf: Buffer, p: number, id: number, v: number, limit: numb
 
 export function putU16BE(buf: Buffer, p: number, id: number, v: number, limit: number): number {
   room(p, 8, limit);
+  if (v > 0xffff || v < 0) throw outOfRange(v, 0xffff);
   tlvHeader(buf, p, id, 6);
-  buf.writeUInt16BE(v, p + 4);
+  buf[p + 4] = v >>> 8;
+  buf[p + 5] = v;
   buf[p + 6] = 0;
   buf[p + 7] = 0;
   return p + 8;
@@ -206,26 +218,41 @@ export function putU16BE(buf: Buffer, p: number, id: number, v: number, limit: n
 /** SPAT_PORT, DPAT_PORT, ICMP_ID: little-endian between x86 peers (§2.2 byte-order quirk). */
 export function putU16LE(buf: Buffer, p: number, id: number, v: number, limit: number): number {
   room(p, 8, limit);
+  if (v > 0xffff || v < 0) throw outOfRange(v, 0xffff);
   tlvHeader(buf, p, id, 6);
-  buf.writeUInt16LE(v, p + 4);
+  buf[p + 4] = v;
+  buf[p + 5] = v >>> 8;
   buf[p + 6] = 0;
   buf[p + 7] = 0;
   return p + 8;
 }
 
+/** A u32 BE payload word at buf[p], no header (bounds already checked by the caller). */
+export function u32be(buf: Buffer, p: number, v: number): void {
+  if (v > 0xffffffff || v < 0) throw outOfRange(v, 0xffffffff);
+  buf[p] = v >>> 24;
+  buf[p + 1] = v >>> 16;
+  buf[p + 2] = v >>> 8;
+  buf[p + 3] = v;
+}
+
 export function putU32BE(buf: Buffer, p: number, id: number, v: number, limit: number): number {
   room(p, 8, limit);
+  u32be(buf, p + 4, v);
   tlvHeader(buf, p, id, 8);
-  buf.writeUInt32BE(v, p + 4);
   return p + 8;
 }
 
 /** Two u16 BE (a port pair). */
 export function putPorts(buf: Buffer, p: number, id: number, a: number, b: number, limit: number): number {
   room(p, 8, limit);
+  if (a > 0xffff || a < 0) throw outOfRange(a, 0xffff);
+  if (b > 0xffff || b < 0) throw outOfRange(b, 0xffff);
   tlvHeader(buf, p, id, 8);
-  buf.writeUInt16BE(a, p + 4);
-  buf.writeUInt16BE(b, p + 6);
+  buf[p + 4] = a >>> 8;
+  buf[p + 5] = a;
+  buf[p + 6] = b >>> 8;
+  buf[p + 7] = b;
   return p + 8;
 }
 

@@ -14,7 +14,7 @@ import { ipv4Text, ipv6Text } from './addr-text.js';
 import {
   NTA, NTA_FIXED_LEN, NTA_HDRLEN, NTA_MAX, NTA_MAX_LEN,
   checkAttr, checkMessage, decodeError, encodeFailure, noSpace, ntaAlign,
-  putAddr, putAddrPair, putPorts, putString, putU16BE, putU16LE, putU32BE, putU8, readCString,
+  putAddr, putAddrPair, putPorts, putString, putU16BE, putU16LE, putU32BE, putU8, readCString, u32be,
 } from './attrs.js';
 import { HEADER_SIZE, writeHeader } from './header.js';
 
@@ -123,11 +123,11 @@ export function encodeConntrackMsg(buf: Buffer, off: number, type: number, flags
     const sp = ct.synproxy;
     if (sp !== undefined) {
       if (p + 16 > lim) throw noSpace(p + 16, lim);
-      buf.writeUInt32BE(0x0010_0000 | NTA.SYNPROXY, p);
+      u32be(buf, p, 0x0010_0000 | NTA.SYNPROXY);
       // Wire order is its, isn, tsoff (struct nta_attr_synproxy).
-      buf.writeUInt32BE(sp.its, p + 4);
-      buf.writeUInt32BE(sp.isn, p + 8);
-      buf.writeUInt32BE(sp.tsoff, p + 12);
+      u32be(buf, p + 4, sp.its);
+      u32be(buf, p + 8, sp.isn);
+      u32be(buf, p + 12, sp.tsoff);
       p += 16;
     }
     if (ct.zone !== undefined) p = putU16BE(buf, p, NTA.ZONE, ct.zone, lim);

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { AF_INET, EVENT, IPPROTO, TCP_STATE, type Conntrack, type Expectation } from '../../src/model/conntrack.js';
 import { FakeClock } from '../../src/util/clock.js';
-import { InternalCache, ORIGIN } from '../../src/cache/internal.js';
+import { InternalCache, ORIGIN, mergeConntrack } from '../../src/cache/internal.js';
 import { OBJ_STATE, type CacheObject } from '../../src/cache/types.js';
 
 const ct = (k: number, extra: Partial<Conntrack> = {}): Conntrack => ({
@@ -406,5 +406,23 @@ describe('InternalCache.reconcile', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('mergeConntrack and shared decoded objects', () => {
+  it('merges a partial TcpInfo into a frozen shared one without touching it', () => {
+    const shared = Object.freeze({ state: 3, wscaleOrig: 7, wscaleReply: 7, flagsOrig: 10, flagsMaskOrig: 0, flagsReply: 10, flagsMaskReply: 0 });
+    const dst = ct(1, { tcp: shared });
+    mergeConntrack(dst, ct(1, { tcp: { state: 4 } }));
+    expect(dst.tcp).toEqual({ ...shared, state: 4 });
+    expect(shared.state).toBe(3);
+    // A complete TcpInfo replaces the cached one.
+    const full = { state: 5, wscaleOrig: 1, wscaleReply: 2, flagsOrig: 3, flagsMaskOrig: 0, flagsReply: 4, flagsMaskReply: 0 };
+    mergeConntrack(dst, ct(1, { tcp: full }));
+    expect(dst.tcp).toBe(full);
+    // An unshared one (a peer's) is merged in place, as before.
+    mergeConntrack(dst, ct(1, { tcp: { state: 6 } }));
+    expect(dst.tcp).toBe(full);
+    expect(full.state).toBe(6);
   });
 });

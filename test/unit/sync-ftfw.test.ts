@@ -660,3 +660,39 @@ describe('ftfw: a peer restarted within its previous HELLO range', () => {
     expect(st(b).seqResets).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('ftfw send window', () => {
+  it('holds data back beyond the window until the peer acknowledges, then sends the rest', () => {
+    const p = handshake({ ftfwA: { sendWindow: 1000 } });
+    p.link.dropIf = (d) => d.from === 'b'; // no ACKs reach A
+    for (let i = 0; i < 5000; i++) p.a.create(i);
+    p.clock.advance(5);
+    const s1 = st(p.a);
+    expect(s1.rsQueueLen).toBeLessThanOrEqual(1000);
+    expect(s1.txQueueLen).toBeGreaterThanOrEqual(4000);
+    // Control messages are not held back with the data.
+    p.a.engine.requestResync();
+    p.clock.advance(5);
+    expect(st(p.a).msgsSent).toBe(s1.msgsSent + 1);
+    expect(st(p.a).txQueueLen).toBe(s1.txQueueLen);
+    // An alive interval without acknowledgment: one more window goes out.
+    p.clock.advance(1000);
+    const s2 = st(p.a);
+    expect(s2.txQueueLen).toBeLessThanOrEqual(s1.txQueueLen - 990); // a window, less the control messages in it
+    expect(s2.txQueueLen).toBeGreaterThan(0);
+    // ACKs flow again: everything arrives, nothing is left queued.
+    p.link.dropIf = null;
+    p.clock.advance(5000);
+    expect(p.b.external.size).toBe(5000);
+    expect(st(p.a).txQueueLen).toBe(0);
+  });
+
+  it('sendWindow 0 sends everything at once (conntrackd)', () => {
+    const p = handshake({ ftfwA: { sendWindow: 0 } });
+    p.link.dropIf = (d) => d.from === 'b';
+    for (let i = 0; i < 3000; i++) p.a.create(i);
+    p.clock.advance(5);
+    expect(st(p.a).txQueueLen).toBe(0);
+    expect(st(p.a).rsQueueLen).toBeGreaterThanOrEqual(3000);
+  });
+});
