@@ -17,6 +17,7 @@ export interface RunOpts { allowFail?: boolean; timeoutMs?: number; input?: stri
 export function run(cmd: string, args: string[], opts?: RunOpts): RunResult;
 export function sleep(ms: number): Promise<void>;
 export function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs?: number, stepMs?: number): Promise<T>;
+export function daemonNodeFlags(): string[];
 export function ctsyncConfig(i: 0 | 1, dir: string, opts?: { readyFile?: string; peerTimeout?: number }): string;
 export function keepalivedConfig(i: 0 | 1, opts: { notify: string; advertInt?: number; trackFile?: string }): string;
 

@@ -28,6 +28,12 @@ export const CTSYNC_BIN = join(REPO_ROOT, 'bin', 'ctsync.js');
 export const NOTIFY_SCRIPT = join(REPO_ROOT, 'conf', 'ctsync-notify.sh');
 export const STREAM_SCRIPT = join(REPO_ROOT, 'scripts', 'lib', 'stream.mjs');
 
+/** The node flags on bin/ctsync.js's shebang line (as test/helpers/syncpair.ts reads them). */
+export function daemonNodeFlags() {
+  const first = readFileSync(CTSYNC_BIN, 'utf8').split('\n', 1)[0] ?? '';
+  return /^#!\S*env -S node\b(.*)$/.exec(first)?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+}
+
 export const ADDR = Object.freeze({
   client: '10.10.0.100',
   server: '10.20.0.100',
@@ -296,7 +302,7 @@ COMMIT
         this.opts.readyFile ? { readyFile: this.readyFilePath(i), peerTimeout: this.opts.peerTimeout } : {}));
       // keepalived runs the notify command with its own argv splitting; a wrapper keeps paths simple.
       const wrapper = join(d, 'ctsync');
-      writeFileSync(wrapper, this.opts.daemon === 'conntrackd' ? this.conntrackdWrapper(d) : `#!/bin/sh\nexec ${process.execPath} ${CTSYNC_BIN} "$@"\n`);
+      writeFileSync(wrapper, this.opts.daemon === 'conntrackd' ? this.conntrackdWrapper(d) : `#!/bin/sh\nexec ${process.execPath} ${[...daemonNodeFlags(), CTSYNC_BIN].join(' ')} "$@"\n`);
       chmodSync(wrapper, 0o755);
       const notify = `${NOTIFY_SCRIPT} -C ${join(d, 'ctsync.conf')} -b ${wrapper} -l ${join(d, 'notify.log')}`;
       writeFileSync(join(d, 'keepalived.conf'), keepalivedConfig(i, {
@@ -343,7 +349,7 @@ exec sh ${join(d, 'primary-backup.sh')} $s
 
   /** The sync daemon's executable and leading arguments (client and daemon modes share them). */
   daemonCommand() {
-    return this.opts.daemon === 'conntrackd' ? ['conntrackd', []] : [process.execPath, [CTSYNC_BIN]];
+    return this.opts.daemon === 'conntrackd' ? ['conntrackd', []] : [process.execPath, [...daemonNodeFlags(), CTSYNC_BIN]];
   }
 
   async startCtsync(i) {

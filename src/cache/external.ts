@@ -7,7 +7,7 @@
 // Expectations (EXP_NEW/UPD/DEL) alike, in their own table. Objects here are
 // never DEAD: a deletion removes at once (no sync layer holds them). Entries
 // are NEW when created and ALIVE once updated, for -e and for tests.
-import { EVENT, type Conntrack, type EventKind, type Expectation, type TcpInfo } from '../model/conntrack.js';
+import { EVENT, type Conntrack, type EventKind, type Expectation } from '../model/conntrack.js';
 import type { Clock } from '../util/clock.js';
 import { conntrackIdentity, expectationIdentity } from './hash.js';
 import { mergeConntrack, mergeExpectation } from './internal.js';
@@ -44,7 +44,7 @@ export class ExternalCache {
 
   /** A peer CT_NEW / CT_UPD / CT_DEL (as EVENT.NEW / UPDATE / DESTROY). Returns the entry, or null if removed/absent/no space. */
   applyCt(kind: EventKind, value: Conntrack): CacheObject<Conntrack> | null {
-    return apply(this.ct, kind, value, wholeMs(this.clock.now()), mergeExternalCt);
+    return apply(this.ct, kind, value, wholeMs(this.clock.now()), mergeConntrack);
   }
 
   /** A peer EXP_NEW / EXP_UPD / EXP_DEL. */
@@ -120,31 +120,6 @@ export class ExternalCache {
   flush(): number {
     return this.ct.clear() + this.exp.clear();
   }
-}
-
-/**
- * mergeConntrack, except that the entry's TcpInfo is replaced instead of
- * written into: decoded messages share one frozen TcpInfo per state (see
- * wire/conntrack.ts), so it may be the one every other entry points at. The
- * result is the same: an incoming TcpInfo that sets every field the entry's
- * sets is taken as it is; otherwise a private copy of the entry's takes the
- * update.
- */
-function mergeExternalCt(dst: Conntrack, src: Conntrack): void {
-  const s = src.tcp;
-  const d = dst.tcp;
-  // Cleared, mergeConntrack takes `s` as it is (it writes into an existing one, even the same one).
-  if (s !== undefined && d !== undefined) dst.tcp = d === s || supersedes(s, d) ? undefined : { ...d };
-  mergeConntrack(dst, src);
-}
-
-function supersedes(s: TcpInfo, d: TcpInfo): boolean {
-  return (d.wscaleOrig === undefined || s.wscaleOrig !== undefined) &&
-    (d.wscaleReply === undefined || s.wscaleReply !== undefined) &&
-    (d.flagsOrig === undefined || s.flagsOrig !== undefined) &&
-    (d.flagsReply === undefined || s.flagsReply !== undefined) &&
-    (d.flagsMaskOrig === undefined || s.flagsMaskOrig !== undefined) &&
-    (d.flagsMaskReply === undefined || s.flagsMaskReply !== undefined);
 }
 
 /**

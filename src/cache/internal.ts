@@ -393,8 +393,9 @@ export function mergeConntrack(dst: Conntrack, src: Conntrack): void {
   if (src.labels !== undefined) dst.labels = src.labels;
   if (src.helper !== undefined) dst.helper = src.helper;
   if (src.tcp !== undefined) {
-    // The kernel codec shares one frozen TcpInfo between entries in the same
-    // TCP state: such a one is replaced (copy-on-write), never modified.
+    // Both decoders (kernel events, peer messages) share one frozen TcpInfo
+    // between entries in the same TCP state: such a one is replaced
+    // (copy-on-write), never modified.
     const d = dst.tcp;
     const s = src.tcp;
     if (d === undefined || (s.wscaleOrig !== undefined && s.wscaleReply !== undefined && s.flagsOrig !== undefined &&

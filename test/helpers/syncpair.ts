@@ -26,6 +26,12 @@ export const REPO_ROOT = ((): string => {
 })();
 export const CTSYNC_BIN = join(REPO_ROOT, 'bin', 'ctsync.js');
 
+/** The node flags on bin/ctsync.js's shebang line: test and bench daemons run as installed ones do. */
+export function daemonNodeFlags(): string[] {
+  const first = readFileSync(CTSYNC_BIN, 'utf8').split('\n', 1)[0] ?? '';
+  return /^#!\S*env -S node\b(.*)$/.exec(first)?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+}
+
 export interface NodeConfig {
   mode?: 'FTFW' | 'NOTRACK';
   local: string;
@@ -102,7 +108,7 @@ export class SyncNode {
     const [cmd, args] = this.kind === 'conntrackd'
       ? ['conntrackd', ['-C', this.confPath]]
       // CTSYNC_NODE_ARGS: extra node flags for profiling (--cpu-prof is refused in NODE_OPTIONS).
-      : [process.execPath, [...((env.CTSYNC_NODE_ARGS ?? process.env.CTSYNC_NODE_ARGS)?.split(' ').filter(Boolean) ?? []),
+      : [process.execPath, [...daemonNodeFlags(), ...((env.CTSYNC_NODE_ARGS ?? process.env.CTSYNC_NODE_ARGS)?.split(' ').filter(Boolean) ?? []),
         CTSYNC_BIN, '-C', this.confPath]];
     this.output = '';
     this.proc = this.lab.spawn(this.ns, cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -4,7 +4,7 @@
 // the demo (scripts/demo.mjs) runs it without a TypeScript loader; this
 // module is the typed entry point for tests and benchmarks.
 export {
-  ADDR, HaTopology, Stream, ctsyncConfig, keepalivedConfig, CTSYNC_BIN, NOTIFY_SCRIPT, STREAM_SCRIPT,
+  ADDR, HaTopology, Stream, ctsyncConfig, daemonNodeFlags, keepalivedConfig, CTSYNC_BIN, NOTIFY_SCRIPT, STREAM_SCRIPT,
   type TopologyOptions, type StreamStatus, type StreamEvent, type Gap, type NotifyEntry, type Fw,
 } from '../../scripts/lib/topology.mjs';
 import { HaTopology, type StreamStatus } from '../../scripts/lib/topology.mjs';
