@@ -26,7 +26,7 @@ const makePair = (kind: DaemonKind, tag: string, keyFile?: string): Pair => {
   const tail = keyFile ? { tail: `Ctsync {\n\tKeyFile ${keyFile}\n}\n` } : {};
   return makeMixedPair(kind, kind, tag, { a: tail, b: tail });
 };
-import { cpuSeconds, kernelCount, peakRssMiB, quantile } from './lib/probe.js';
+import { cpuSeconds, kernelCount, peakRssMiB, quantile, systemCpuSeconds } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -140,6 +140,8 @@ async function diagnostics(p: Pair): Promise<Record<string, string>> {
 interface ReplResult {
   convergeS: number | null; eventsPerS: number | null; lost: number; tailMs: number | null; createS: number;
   cpuSendUs: number; cpuRecvUs: number; cpuRecvRawUs: number; statsCostMs: number; polls: number;
+  /** Kernel part of cpuSendUs / cpuRecvRawUs. */
+  sysSendUs: number; sysRecvUs: number;
   rssSendMiB: number; rssRecvMiB: number; fw1Internal: number; diag?: Record<string, string>;
 }
 
@@ -151,6 +153,8 @@ async function replicate(kind: DaemonKind, n: number, keyFile?: string): Promise
     try {
       const cpuA0 = cpuSeconds(p.a.pid);
       const cpuB0 = cpuSeconds(p.b.pid);
+      const sysA0 = systemCpuSeconds(p.a.pid);
+      const sysB0 = systemCpuSeconds(p.b.pid);
       let tCreated = 0;
       const t0 = now();
       const created = client.create(entries).then((r) => {
@@ -161,6 +165,8 @@ async function replicate(kind: DaemonKind, n: number, keyFile?: string): Promise
       await created;
       const cpuA = cpuSeconds(p.a.pid) - cpuA0;
       const cpuB = cpuSeconds(p.b.pid) - cpuB0;
+      const sysA = systemCpuSeconds(p.a.pid) - sysA0;
+      const sysB = systemCpuSeconds(p.b.pid) - sysB0;
       const convergeS = w.atMs === null ? null : (w.atMs - t0) / 1000;
       const lost = n - Math.min(n, w.count);
       // Per event that actually reached fw2 (a lossy run must not look cheaper).
@@ -174,6 +180,8 @@ async function replicate(kind: DaemonKind, n: number, keyFile?: string): Promise
         cpuSendUs: (cpuA / replicated) * 1e6,
         cpuRecvUs: (Math.max(0, cpuB - w.polls * statsCostS) / replicated) * 1e6,
         cpuRecvRawUs: (cpuB / replicated) * 1e6,
+        sysSendUs: (sysA / replicated) * 1e6,
+        sysRecvUs: (sysB / replicated) * 1e6,
         statsCostMs: statsCostS * 1000,
         polls: w.polls,
         rssSendMiB: peakRssMiB(p.a.pid),
@@ -518,6 +526,8 @@ async function main(): Promise<void> {
       rows.push({ workload: `Replicate ${tag}: kernel create time (bench, for reference)`, values: pick(r, (x) => x.createS), unit: 's', digits: 2, better: null });
       rows.push({ workload: `CPU ${tag}: sender daemon per replicated event`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
       rows.push({ workload: `CPU ${tag}: receiver daemon per replicated event (minus the STATS polls)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
+      rows.push({ workload: `CPU ${tag}: of which kernel time (syscalls), sender`, values: pick(r, (x) => x.sysSendUs), unit: 'µs', digits: 1, better: null });
+      rows.push({ workload: `CPU ${tag}: of which kernel time (syscalls), receiver (polls included)`, values: pick(r, (x) => x.sysRecvUs), unit: 'µs', digits: 1, better: null });
       rows.push({ workload: `CPU ${tag}: sender+receiver per replicated event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
       const rssTarget = n === 100_000 ? { text: '≤ 2×', ok: LE(2) } : undefined;
       rows.push({ workload: `Peak RSS ${tag}: sender (VmHWM)`, values: pick(r, (x) => x.rssSendMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });

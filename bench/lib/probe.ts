@@ -14,6 +14,13 @@ export function cpuSeconds(pid: number): number {
   return (ut! + st! + cut! + cst!) / CLK_TCK;
 }
 
+/** System (kernel) CPU seconds of a process, waited children included: syscalls, and the softirq work they run inline. */
+export function systemCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[12]) + Number(f[14])) / CLK_TCK;
+}
+
 /** VmHWM (peak resident set) in MiB. */
 export function peakRssMiB(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
