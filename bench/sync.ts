@@ -603,7 +603,12 @@ async function main(): Promise<void> {
   process.stdout.write(md);
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const base = join(dir, `${started.toISOString().slice(0, 10)}-sync${QUICK ? '-quick' : ''}`);
+  // Date and UTC time in the name: a later run (or a partial one) never overwrites a kept result.
+  const stamp = `${started.toISOString().slice(0, 10)}-${started.toISOString().slice(11, 16).replace(':', '')}`;
+  // Subsets (--only, --kinds, --sizes) are working runs: kept out of git (bench/results/partial/ is ignored).
+  const partial = ONLY || argv.some((a) => a.startsWith('--kinds=') || a.startsWith('--sizes='));
+  const base = join(partial ? join(dir, 'partial') : dir, `${stamp}-sync${QUICK ? '-quick' : ''}`);
+  mkdirSync(dirname(base), { recursive: true });
   writeFileSync(`${base}.md`, md);
   writeFileSync(`${base}.json`, JSON.stringify({ started: started.toISOString(), command: commandLine(), machine: machine(load0, load1), quick: QUICK, rows: rows.map(jsonRow), raw, errors }, null, 2) + '\n');
   log(`written ${base}.md and .json`);

@@ -25,7 +25,7 @@
 import { EVENT, type Conntrack, type EventKind, type Expectation, type TcpInfo } from '../model/conntrack.js';
 import type { Clock } from '../util/clock.js';
 import { conntrackIdentity, expectationIdentity, type IdentityOps } from './hash.js';
-import { CacheEntry, CacheTable, type NoSpaceHandler } from './table.js';
+import { CacheTable, isCacheEntry, type CacheEntry, type NoSpaceHandler } from './table.js';
 import { OBJ_STATE, type CacheObject, type CacheStats } from './types.js';
 
 /** Who caused a kernel event (conntrackd's origin.h). */
@@ -247,8 +247,8 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
 
   /** The sync layer is done with `obj` (its CT_DEL was acknowledged or dropped). */
   release(obj: CacheObject<T>): void {
-    const e = obj as CacheEntry<T>;
-    if (!(e instanceof CacheEntry) || !e.linked || e.state !== OBJ_STATE.DEAD) return;
+    if (!isCacheEntry(obj) || !obj.linked || obj.state !== OBJ_STATE.DEAD) return;
+    const e = obj;
     dropCachePin(e);
     if (e.pins === 0) this.table.remove(e);
   }

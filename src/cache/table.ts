@@ -42,13 +42,14 @@ export function emptyStats(): CacheStats {
  * A CacheObject as the tables store it. The extra fields are the table's own
  * bookkeeping: read them if useful, never write them outside src/cache/.
  */
-export class CacheEntry<T> implements CacheObject<T> {
+export interface CacheEntry<T> extends CacheObject<T> {
+  readonly kind: 'ct' | 'exp';
   value: T;
-  state: ObjState = OBJ_STATE.NEW;
+  state: ObjState;
   firstSeen: number;
   lastUpdate: number;
-  sync: unknown = null;
-  pins = 0;
+  sync: unknown;
+  pins: number;
   /**
    * @internal identity hash, kept as a signed 32-bit int (`hash | 0`): an
    * unsigned value above 2^31 is not a small integer to V8, so the field would
@@ -57,43 +58,36 @@ export class CacheEntry<T> implements CacheObject<T> {
    */
   hash: number;
   /** @internal next entry in the same bucket. */
-  hnext: CacheEntry<T> | null = null;
+  hnext: CacheEntry<T> | null;
   /** @internal insertion-order list. A removed entry keeps `lnext`, so an iteration standing on it can go on. */
-  lprev: CacheEntry<T> | null = null;
-  lnext: CacheEntry<T> | null = null;
+  lprev: CacheEntry<T> | null;
+  lnext: CacheEntry<T> | null;
   /** @internal false once removed from its table (release/flush of such an entry is a no-op). */
-  linked = false;
+  linked: boolean;
   /** @internal reconcile epoch of the last dump that contained this entry. */
-  epoch = 0;
+  epoch: number;
   /** @internal true while `pins` includes the internal cache's own pin (taken when it reports the object DEAD). */
-  cachePin = false;
-
-  constructor(readonly kind: 'ct' | 'exp', value: T, hash: number, now: number) {
-    this.value = value;
-    this.hash = hash | 0;
-    this.firstSeen = now;
-    this.lastUpdate = now;
-  }
-
-  /** Tables build entries with newEntry (plain objects): they are CacheEntries all the same. */
-  static [Symbol.hasInstance](o: unknown): boolean {
-    return typeof o === 'object' && o !== null && 'hnext' in o && 'cachePin' in o;
-  }
+  cachePin: boolean;
 }
 
 /**
- * A new entry, as an object literal rather than `new CacheEntry`: V8 tracks
+ * A new entry, as an object literal rather than a class instance: V8 tracks
  * the allocation site of a literal and, when its objects keep surviving (a
  * bulk insert: resync, replication, a kernel dump), allocates them straight
  * in the old generation instead of copying each one through the young
- * generation twice (measured: insert cost halved). Same fields, same order,
- * as the class.
+ * generation twice (measured: insert cost halved). One literal, so every
+ * entry has the same shape.
  */
 function newEntry<T>(kind: 'ct' | 'exp', value: T, hash: number, now: number): CacheEntry<T> {
   return {
     kind, value, state: OBJ_STATE.NEW as ObjState, firstSeen: now, lastUpdate: now, sync: null, pins: 0,
     hash: hash | 0, hnext: null, lprev: null, lnext: null, linked: false, epoch: 0, cachePin: false,
   };
+}
+
+/** True for an object a CacheTable made (the sync layer hands objects back as CacheObjects). */
+export function isCacheEntry<T>(o: CacheObject<T>): o is CacheEntry<T> {
+  return typeof (o as Partial<CacheEntry<T>>).linked === 'boolean' && 'cachePin' in o;
 }
 
 export interface TableOptions<T> {
