@@ -288,7 +288,25 @@ interface LatencyResult {
   statsCostMs: number; inCacheAfterWire: number;
 }
 
-const epochNow = (): number => performance.timeOrigin + performance.now();
+/**
+ * Wall-clock time in ms with sub-ms resolution, on the clock tcpdump stamps packets with
+ * (CLOCK_REALTIME). performance.timeOrigin + performance.now() is not: it is realtime at process
+ * start advanced by the monotonic clock, and an NTP step or slew on the VM moves the two apart
+ * (seen: a run where 291 of 300 datagrams seemed to arrive before their own create). So the
+ * offset is taken afresh at a Date.now() tick before every sample (error: a few µs).
+ */
+let realtimeOffset = 0;
+function anchorRealtime(): void {
+  const d0 = Date.now();
+  let d = d0;
+  let p = 0;
+  for (let spins = 0; d === d0 && spins < 1_000_000; spins++) {
+    p = performance.now();
+    d = Date.now();
+  }
+  realtimeOffset = d - p;
+}
+const epochNow = (): number => realtimeOffset + performance.now();
 
 async function latency(kind: DaemonKind, samples: number): Promise<LatencyResult> {
   return withPair(kind, 'l', async (p) => {
@@ -309,6 +327,7 @@ async function latency(kind: DaemonKind, samples: number): Promise<LatencyResult
       const wl: number[] = [];
       let wireMissed = 0;
       for (let i = 0; i < warm + samples; i++) {
+        anchorRealtime();
         const t0 = epochNow();
         const r = await client.create(tcpEntries(1, next++));
         if (r.ok !== 1) throw new Error(`create failed errno ${r.failed[0]?.errno}`);
