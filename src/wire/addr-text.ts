@@ -8,30 +8,19 @@
 // tuple comparisons hit the `===` identity fast path.
 //
 // A slot collision just rebuilds the string: the output is always the same
-// text readIpv4/readIpv6 would give.
-import { readIpv6 } from '../netlink/nlattr.js';
+// text readIpv6 would give. IPv4 uses the kernel codec's table (readIpv4).
+import { readIpv4, readIpv6 } from '../netlink/nlattr.js';
 
 const SLOTS = 1 << 14;
 const MASK = SLOTS - 1;
 
-const DEC: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
-/** "n." for every byte: three concatenations per dotted quad instead of seven. */
-const DOT: readonly string[] = DEC.map((s) => `${s}.`);
-
-const v4Key = new Int32Array(SLOTS);
-const v4Text: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill(undefined);
-
-/** Dotted-quad text of the 4 bytes at buf[at] (same text as readIpv4). */
+/**
+ * Dotted-quad text of the 4 bytes at buf[at]: the kernel codec's interning
+ * reader (netlink/nlattr.ts), so both decoders share one table, and its
+ * text → value side serves the commit's netlink encoder for these addresses.
+ */
 export function ipv4Text(buf: Buffer, at: number): string {
-  const b0 = buf[at]!, b1 = buf[at + 1]!, b2 = buf[at + 2]!, b3 = buf[at + 3]!;
-  const v = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
-  const i = (Math.imul(v, 0x9e3779b1) >>> 18) & MASK;
-  const s = v4Text[i];
-  if (s !== undefined && v4Key[i] === v) return s;
-  const t = DOT[b0]! + DOT[b1]! + DOT[b2]! + DEC[b3]!;
-  v4Key[i] = v;
-  v4Text[i] = t;
-  return t;
+  return readIpv4(buf, at);
 }
 
 const v6Key = new Int32Array(SLOTS * 4);
