@@ -43,8 +43,8 @@ export function applyScheduler(cfg: GeneralConfig['scheduler'], sys: SchedulerSy
   try {
     sys.setScheduler(SCHED_POLICY[choice.type], choice.priority);
   } catch (e) {
-    log.warn({ err: e, policy: choice.type, priority: choice.priority },
-      `scheduler configuration failed (${(e as { code?: string }).code ?? (e as Error).message}); continuing with the default policy`);
+    log.warn({ err: e, code: (e as { code?: string }).code, policy: choice.type, priority: choice.priority },
+      'scheduler configuration failed; continuing with the default policy');
     return null;
   }
   log.info({ policy: choice.type, priority: choice.priority }, `scheduler ${choice.type}, priority ${choice.priority}`);
