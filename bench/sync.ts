@@ -21,10 +21,13 @@ import { makePair as makeMixedPair, REPO_ROOT, type DaemonKind, type Pair, type 
 import { tcpEntries } from '../test/helpers/bulk.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** Both firewalls run the same daemon; with a key file both seal the sync link (ctsync only). */
-const makePair = (kind: DaemonKind, tag: string, keyFile?: string): Pair => {
+/** A daemon kind, or [fw1's, fw2's] for a mixed pair. */
+type PairKind = DaemonKind | readonly [DaemonKind, DaemonKind];
+/** Both firewalls run the same daemon unless a pair is given; with a key file both seal the sync link (ctsync only). */
+const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const tail = keyFile ? { tail: `Ctsync {\n\tKeyFile ${keyFile}\n}\n` } : {};
-  return makeMixedPair(kind, kind, tag, { a: tail, b: tail });
+  const [a, b] = typeof kind === 'string' ? [kind, kind] : kind;
+  return makeMixedPair(a, b, tag, { a: tail, b: tail });
 };
 import { cpuSeconds, kernelCount, peakRssMiB, quantile, systemCpuSeconds } from './lib/probe.js';
 
@@ -68,7 +71,7 @@ function log(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-async function withPair<T>(kind: DaemonKind, tag: string, fn: (p: Pair) => Promise<T>, keyFile?: string): Promise<T> {
+async function withPair<T>(kind: PairKind, tag: string, fn: (p: Pair) => Promise<T>, keyFile?: string): Promise<T> {
   const p = makePair(kind, tag, keyFile);
   try {
     await p.a.start();
@@ -145,7 +148,7 @@ interface ReplResult {
   rssSendMiB: number; rssRecvMiB: number; fw1Internal: number; diag?: Record<string, string>;
 }
 
-async function replicate(kind: DaemonKind, n: number, keyFile?: string): Promise<ReplResult> {
+async function replicate(kind: PairKind, n: number, keyFile?: string): Promise<ReplResult> {
   return withPair(kind, keyFile ? 'k' : 'r', async (p) => {
     const entries = tcpEntries(n);
     const statsCostS = await statsCost(p.b);
@@ -587,6 +590,23 @@ async function main(): Promise<void> {
     raw.loss = r;
     rows.push({ workload: `20% sync-link loss, ${LOSS_N / 1000}k burst: time to converge`, values: pick(r, (x) => x.convergeS), unit: 's', digits: 2, better: 'lower' });
     rows.push({ workload: `20% sync-link loss, ${LOSS_N / 1000}k burst: missing after ${LOSS_BOUND_MS / 1000} s`, values: pick(r, (x) => x.missing), unit: '', digits: 0, better: 'lower', target: { text: '0', ok: (c) => c === 0 } });
+  }
+  if (wants('mixed') && KINDS.length === 2) {
+    // Interoperability under load, both directions (the interop tests prove the contents).
+    const r: Record<string, ReplResult> = {};
+    for (const pk of [['conntrackd', 'ctsync'], ['ctsync', 'conntrackd']] as const) {
+      log(`mixed pair ${pk[0]} → ${pk[1]} ${BIG} …`);
+      try {
+        r[`${pk[0]}->${pk[1]}`] = await replicate(pk, BIG);
+      } catch (e) {
+        errors.push(`mixed ${pk[0]} → ${pk[1]}: ${(e as Error).message}`);
+      }
+    }
+    raw.mixed = r;
+    const cell = (x: ReplResult | undefined): string => x === undefined ? 'error'
+      : `${x.convergeS === null ? 'did not converge' : `${x.convergeS.toFixed(2)} s`}, lost ${x.lost}`;
+    rows.push({ workload: `Mixed pair, ${BIG / 1000}k replicated (fw1 → fw2)`, values: {}, unit: '', digits: 0, better: null,
+      text: `conntrackd → ctsync: ${cell(r['conntrackd->ctsync'])}; ctsync → conntrackd: ${cell(r['ctsync->conntrackd'])}` });
   }
   if (wants('seal')) {
     // Issue 7's target: sealing (Ctsync { KeyFile }) costs at most 15% of end-to-end events/s.
