@@ -1,0 +1,48 @@
+// A restart over a plain TCP sync link (no TLS): the sender's daemon is
+// stopped and started again while the receiver keeps running, and entries
+// created after the restart still reach the peer. A daemon restarted within
+// seconds reuses FTFW sequence numbers near its old ones and reconnects on a
+// new TCP connection; the peer must take that as a new session, not as stale
+// copies. (The receiver's restart followed at once by -n is a known gap: see
+// the issue notes.)
+// Starts two ctsync daemons in namespaces (real kernel conntrack, TCP link).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isRoot, waitFor } from '../helpers/netns.js';
+import { makePair, type Pair } from '../helpers/syncpair.js';
+import { injectBulk, tcpEntries } from '../helpers/bulk.js';
+
+function toTcp(p: Pair): void {
+  for (const n of [p.a, p.b]) {
+    const text = readFileSync(n.confPath, 'utf8');
+    if (!text.includes('\tUDP {')) throw new Error('config template changed: no UDP block to turn into TCP');
+    writeFileSync(n.confPath, text.replace('\tUDP {', '\tTCP {'));
+  }
+}
+
+describe.skipIf(!isRoot)('TCP sync link across daemon restarts (starts two ctsync daemons)', () => {
+  let pair: Pair | null = null;
+  afterEach(async () => {
+    await pair?.cleanup();
+    pair = null;
+  });
+
+  it('keeps replicating after the sender restarts', async () => {
+    const p = (pair = makePair('ctsync', 'ctsync', 'tr'));
+    toTcp(p);
+    await p.a.start();
+    await p.b.start();
+    const ext = () => p.b.cacheCount('external');
+
+    await injectBulk(p.fw1, tcpEntries(300, 0));
+    await waitFor(async () => (await ext()) === 300, 'the first 300 entries on fw2', 20_000);
+
+    // The sender restarts: its startup dump refills its internal cache; new flows must still arrive.
+    await p.a.stop();
+    await p.a.start();
+    await injectBulk(p.fw1, tcpEntries(200, 1000));
+    await waitFor(async () => (await ext()) === 500, 'the 200 entries created after fw1 restarted', 20_000);
+
+    expect(await p.a.cacheCount('internal')).toBe(500);
+  });
+});
