@@ -27,7 +27,9 @@ type PairKind = DaemonKind | readonly [DaemonKind, DaemonKind];
 const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const tail = keyFile ? { tail: `Ctsync {\n\tKeyFile ${keyFile}\n}\n` } : {};
   const [a, b] = typeof kind === 'string' ? [kind, kind] : kind;
-  return makeMixedPair(a, b, tag, { a: tail, b: tail });
+  // conntrackd's default scheduling, stated for both (ctsync's default is normal scheduling).
+  const sched = { generalExtra: ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
+  return makeMixedPair(a, b, tag, { a: { ...tail, ...sched }, b: { ...tail, ...sched } });
 };
 import { cpuSeconds, kernelCount, peakRssMiB, quantile, systemCpuSeconds } from './lib/probe.js';
 

@@ -11,10 +11,10 @@ function recorder(fail?: Error): { calls: [number, number][]; setScheduler(p: nu
 }
 
 describe('scheduler (General { Scheduler })', () => {
-  it('defaults to SCHED_RR at priority 99, as conntrackd', () => {
-    expect(schedulerChoice(undefined)).toEqual({ type: 'RR', priority: 99 });
-    // A block with only a Priority leaves conntrackd's default.
-    expect(schedulerChoice({ priority: 10 })).toEqual({ type: 'RR', priority: 99 });
+  it('keeps normal scheduling without a Type (conntrackd would take SCHED_RR 99: see scheduler.ts)', () => {
+    expect(schedulerChoice(undefined)).toEqual({ type: 'OTHER', priority: 0 });
+    // A block with only a Priority leaves the default.
+    expect(schedulerChoice({ priority: 10 })).toEqual({ type: 'OTHER', priority: 0 });
   });
 
   it('takes Type and Priority from the config file; OTHER keeps normal scheduling', () => {
@@ -33,8 +33,10 @@ describe('scheduler (General { Scheduler })', () => {
     const other = recorder();
     expect(applyScheduler({ type: 'OTHER' }, other, silentLogger)).toEqual({ type: 'OTHER', priority: 0 });
     expect(other.calls).toEqual([]);
+    expect(applyScheduler(undefined, other, silentLogger)).toEqual({ type: 'OTHER', priority: 0 });
+    expect(other.calls).toEqual([]);
     const denied = recorder(Object.assign(new Error('sched_setscheduler: Operation not permitted'), { code: 'EPERM' }));
-    expect(applyScheduler(undefined, denied, silentLogger)).toBeNull();
+    expect(applyScheduler({ type: 'RR' }, denied, silentLogger)).toBeNull();
     expect(denied.calls).toEqual([[SCHED_POLICY.RR, 99]]);
   });
 });
