@@ -288,15 +288,23 @@ export class Ftfw extends SyncEngine implements SyncMode {
     return ret;
   }
 
-  /** The stall guard fired: take the peer's current seq as the new baseline, then ask for everything. */
+  /**
+   * The stall guard fired: take the peer's current seq as the new baseline,
+   * then resync both ways. Ask for everything (we dropped its messages as
+   * old), and send it everything too: a peer that restarted within seconds
+   * reuses sequence numbers behind our baseline, so its own RESYNC request
+   * (StartupResync, `-n`) was among the messages we dropped, and nothing
+   * else would ever refill its empty external cache.
+   */
   private adoptBaseline(hdr: NetHdr, buf: Buffer, off: number): RecvResult {
     this.seqResets++;
     this.rlog.warn('seq-reset', { last: this.recvSeq.last, seq: hdr.seq },
-      'peer sequence stalled behind our baseline; adopting it and requesting resync');
+      'peer sequence stalled behind our baseline; adopting it and resyncing both ways');
     this.ackFromSet = false;
     this.window = this.windowSize;
     const ret = this.inSync(hdr, buf, off);
     this.requestResync();
+    this.resyncRequested();
     return ret;
   }
 
