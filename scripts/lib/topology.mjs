@@ -174,6 +174,16 @@ ${trackFile ? '    sync_group_tracking_weight\n' : ''}}
 ${inst('VI_OUT', 'out0', 51, ADDR.outVip)}${inst('VI_IN', 'in0', 52, ADDR.inVip)}`;
 }
 
+/** SIGTERM, then SIGKILL after 5 s; resolves once the process is gone (or was never started). */
+async function stopProcess(p) {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise((res) => {
+    const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } res(); }, 5000);
+    p.once('exit', () => { clearTimeout(t); res(); });
+    p.kill('SIGTERM');
+  });
+}
+
 export class HaTopology {
   /**
    * @param {object} [opts]
@@ -366,13 +376,7 @@ exec sh ${join(d, 'primary-backup.sh')} $s
 
   /** Stops ctsync on firewall i (SIGTERM; SIGKILL after 5 s). */
   async stopCtsync(i) {
-    const p = this.ctsyncProcs[i];
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise((res) => {
-      const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } res(); }, 5000);
-      p.once('exit', () => { clearTimeout(t); res(); });
-      p.kill('SIGTERM');
-    });
+    await stopProcess(this.ctsyncProcs[i]);
   }
 
   startKeepalived(i) {
@@ -388,13 +392,7 @@ exec sh ${join(d, 'primary-backup.sh')} $s
 
   /** Stops keepalived on firewall i (SIGTERM: it sends priority-0 adverts and releases its VIPs). */
   async stopKeepalived(i) {
-    const p = this.keepalivedProcs[i];
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise((res) => {
-      const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } res(); }, 5000);
-      p.once('exit', () => { clearTimeout(t); res(); });
-      p.kill('SIGTERM');
-    });
+    await stopProcess(this.keepalivedProcs[i]);
   }
 
   /** Sets firewall i's LAN links down (keepalived goes to FAULT there). */

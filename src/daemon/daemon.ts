@@ -504,18 +504,13 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   }
 
   private unmuteNewAfterCommit(): void {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.events.unmuteNew!();
-        this.log.debug('commit: conntrack NEW events unmuted');
-        return;
-      } catch (e) {
-        // Without the NEW group no new flow would reach the peer again: say so loudly.
-        if (attempt >= 3) {
-          this.rl.error('unmute', { err: e }, 'cannot rejoin the conntrack NEW event group: new flows are not replicated');
-          return;
-        }
-      }
+    try {
+      this.events.unmuteNew!();
+      this.log.debug('commit: conntrack NEW events unmuted');
+    } catch (e) {
+      // Not transient (a membership setsockopt), so no retry. Without the NEW group no new flow
+      // would reach the peer again: say so loudly (the periodic reconcile still mirrors the table).
+      this.rl.error('unmute', { err: e }, 'cannot rejoin the conntrack NEW event group: new flows are not replicated');
     }
   }
 
