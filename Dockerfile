@@ -9,7 +9,7 @@
 #
 #   docker build -t ctsync .
 #   docker run -d --name ctsync --restart unless-stopped \
-#     --network host --cap-add NET_ADMIN \
+#     --network host --cap-add NET_ADMIN --cap-add SYS_NICE \
 #     -v /etc/ctsync:/etc/ctsync:ro \
 #     -v /run/ctsync:/run/ctsync \
 #     -v /run/keepalived:/run/keepalived \

@@ -206,7 +206,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     try {
       // listen() recovers a stale socket file, and refuses one a live daemon answers on.
       await this.control.listen();
-      this.channel.onMessage((datagram) => this.sync.receive(datagram));
+      this.channel.onMessage((datagram, from) => this.sync.receive(datagram, from));
       await this.channel.open();
       // The engine must run before the first datagram is delivered (a later turn of the event loop).
       this.sync = this.createSync();

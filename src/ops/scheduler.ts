@@ -6,13 +6,10 @@
 // event/sync loop. V8's and libuv's helper threads keep the normal policy,
 // and RT throttling (kernel.sched_rt_runtime_us) still bounds a runaway loop.
 //
-// Without the block ctsync keeps normal scheduling, unlike conntrackd 1.4.7
-// (SCHED_RR 99 by default): at real-time priority a receiver restarted in the
-// middle of a burst sometimes fails to resync within 30 s (about 1 run in 4
-// of ctsync-degraded-link's restart test; never at normal priority), a known
-// bug still to be fixed. Operators who want conntrackd's behaviour write
-// `Scheduler { Type RR Priority 99 }`. Failure (no CAP_SYS_NICE, a container
-// without RT budget) is a warning, as in conntrackd: the daemon runs on.
+// Without the block (or without its Type) ctsync does what conntrackd 1.4.7
+// does: SCHED_RR at priority 99. `Type OTHER` (ctsync's) keeps normal
+// scheduling. Failure (no CAP_SYS_NICE, a container without RT budget) is a
+// warning, as in conntrackd: the daemon runs on.
 import type { GeneralConfig } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 
@@ -30,15 +27,15 @@ export interface SchedulerChoice {
   priority: number;
 }
 
-/** What General { Scheduler } asks for; normal scheduling when it names no Type (see above). */
+/** What General { Scheduler } asks for: conntrackd's SCHED_RR 99 when it names no Type. */
 export function schedulerChoice(cfg: GeneralConfig['scheduler']): SchedulerChoice {
-  const type = cfg?.type ?? 'OTHER';
-  // A block without Type leaves the default, as in conntrackd; Priority alone is then not used.
-  if (type === 'OTHER') return { type, priority: 0 };
+  // A block without Type takes the default, as in conntrackd; Priority alone is then not used.
+  if (cfg?.type === undefined) return { type: 'RR', priority: RT_PRIORITY_MAX };
+  if (cfg.type === 'OTHER') return { type: 'OTHER', priority: 0 };
   // conntrackd passes priority 0 when Priority is missing, which the kernel refuses for RR/FIFO
   // (it then runs at the normal policy); ctsync takes the highest priority instead.
-  const priority = cfg?.priority ?? 0;
-  return { type, priority: priority > 0 ? priority : RT_PRIORITY_MAX };
+  const priority = cfg.priority ?? 0;
+  return { type: cfg.type, priority: priority > 0 ? priority : RT_PRIORITY_MAX };
 }
 
 /** Applies the choice to the calling thread; returns it, or null when the kernel refused (logged). */

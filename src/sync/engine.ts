@@ -20,7 +20,7 @@ import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeade
 import { msgTypeOf, type ObjectCodec } from './codec.js';
 import { AgeIndex } from './age.js';
 import { CtlItem, ObjItem, SyncQueue, type QItem, type SyncItem } from './queue.js';
-import { RecvSeq } from './recv-seq.js';
+import { PeerSession, RecvSeq, type PeerSource } from './recv-seq.js';
 import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
 import type { SyncHost, SyncStats } from './types.js';
 
@@ -80,6 +80,8 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected readonly seq: SeqCounter;
   protected readonly writer: DatagramWriter;
   protected readonly recvSeq = new RecvSeq();
+  /** The peer's incarnation, told by the source of its datagrams. */
+  protected readonly session = new PeerSession();
   protected readonly recvCounters: RecvCounters = newRecvCounters();
   protected readonly rlog: RateLimitedLog;
   protected readonly log: Logger;
@@ -148,12 +150,17 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.unpin(it, false);
   }
 
-  /** Datagrams before start() or after stop() are ignored (counted): nothing could answer them. */
-  receive(datagram: Buffer): void {
+  /**
+   * Datagrams before start() or after stop() are ignored (counted): nothing
+   * could answer them. `from` (the channel's source address and port) lets
+   * FTFW tell a restarted peer from stale copies of its old messages.
+   */
+  receive(datagram: Buffer, from?: PeerSource): void {
     if (!this.running) {
       this.ignoredStopped++;
       return;
     }
+    this.session.see(from, this.clock.now());
     this.cur = datagram;
     try {
       walkDatagram(datagram, this.recvCounters, this.hdr, this.visit);

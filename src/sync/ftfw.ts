@@ -184,11 +184,19 @@ export class Ftfw extends SyncEngine implements SyncMode {
     const seq = hdr.seq;
     let ret: RecvResult;
 
+    // A late datagram of an incarnation that has since restarted: its numbers mean nothing now.
+    if (this.session.isDead) {
+      this.recvSeq.before++;
+      return RECV.DROP;
+    }
     const hello = (hdr.flags & FLAG.HELLO) !== 0;
+    // HELLO from a new source: the peer restarted (see PeerSession), whatever its seq, and even
+    // if its previous incarnation was still saying HELLO when it went.
+    const newSession = hello && this.session.isNew;
     // No HELLO_BACK for a HELLO we drop as stale: if it really is a peer that restarted within
     // its old HELLO range, it keeps saying HELLO, its seqs leave that range within seconds, and
     // its HELLO is then taken (answering now would end its HELLO phase while we still drop it).
-    if (hello && !this.peerSaysHello && this.isStaleHello(seq)) {
+    if (hello && !newSession && !this.peerSaysHello && this.isStaleHello(seq)) {
       // A delayed or duplicated copy of a HELLO message we already took (the link
       // reordered it past the end of the peer's HELLO episode): not a restart...
       if (this.guard === null || !this.guard.dropped(seq, this.clock.now(), messageHash(buf, off, hdr.len))) {
@@ -201,7 +209,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
     }
     if (hello) this.sayHelloBack = true;
     if (hdr.flags & FLAG.HELLO_BACK && this.helloState === HELLO_SAY) this.helloState = HELLO_DONE;
-    const episodeStart = hello && !this.peerSaysHello;
+    const episodeStart = hello && (newSession || !this.peerSaysHello);
     if (episodeStart) {
       // The first HELLO of a (re)started peer: its sequence starts afresh, so skip the check.
       this.peerSaysHello = true;
@@ -243,6 +251,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
       }
     }
     if (ret === RECV.DATA || ret === RECV.CTL) {
+      this.session.accepted(episodeStart, this.clock.now());
       this.recvSeq.update(seq);
       this.guard?.accepted(seq, this.guard ? messageHash(buf, off, hdr.len) : 0);
       if (hello) this.noteHello(seq, episodeStart);

@@ -133,3 +133,94 @@ export function messageHash(buf: Buffer, off: number, len: number): number {
   for (; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h >>> 0;
 }
+
+/** Where a datagram came from, as the channel reports it. */
+export interface PeerSource {
+  address: string;
+  port: number;
+}
+
+/**
+ * The peer's session, told by the source of its datagrams. A conntrackd or
+ * ctsync sender has no fixed source port (UDP: an unbound or port-0 socket;
+ * TCP: a new connection), so a restarted peer always speaks from a new port,
+ * while stale copies of its old messages keep the old one. That separates a
+ * restart from a late copy where sequence numbers cannot: a peer restarted
+ * within seconds seeds its counter (Unix seconds) inside or behind the range
+ * it used before, and one restarted before its HELLO was answered never stops
+ * saying HELLO in between.
+ *
+ * A source change without HELLO (a TCP reconnect, a switch to another link)
+ * is the same session on a new path. Sources that a restart replaced are
+ * dead: their late datagrams belong to the old incarnation and are dropped.
+ * A peer sending from a fixed port gives no signal; the sequence heuristics
+ * (HELLO episodes, stale-HELLO range, stall guard) then still apply. A dead
+ * source is dead for DEAD_MS only: no late copy lives that long, and a later
+ * incarnation may be given the same ephemeral port again.
+ */
+export class PeerSession {
+  private static readonly DEAD = 4;
+  static readonly DEAD_MS = 30_000;
+  private set = false;
+  private port = 0;
+  private addr = '';
+  private curPort = 0;
+  private curAddr = '';
+  /** The current datagram's source differs from the session's (computed once per datagram). */
+  private differs = false;
+  private dead = false;
+  private known = false;
+  private readonly deadPorts = new Int32Array(PeerSession.DEAD).fill(-1);
+  private readonly deadAddrs: string[] = new Array<string>(PeerSession.DEAD).fill('');
+  private readonly deadAt = new Float64Array(PeerSession.DEAD);
+  private deadN = 0;
+
+  /** The datagram about to be processed came from `from` (undefined: unknown, no signal) at clock time `now`. */
+  see(from: PeerSource | undefined, now: number): void {
+    this.known = from !== undefined;
+    if (from === undefined) {
+      this.differs = this.dead = false;
+      return;
+    }
+    this.curPort = from.port;
+    this.curAddr = from.address;
+    this.differs = this.set && (from.port !== this.port || from.address !== this.addr);
+    this.dead = false;
+    if (this.differs) {
+      for (let i = 0; i < PeerSession.DEAD; i++) {
+        if (this.deadPorts[i] === from.port && this.deadAddrs[i] === from.address && now - this.deadAt[i]! < PeerSession.DEAD_MS) {
+          this.dead = true;
+        }
+      }
+    }
+  }
+
+  /** The current datagram comes from a source other than the session's, and not a dead one. */
+  get isNew(): boolean {
+    return this.differs && !this.dead;
+  }
+
+  /** The current datagram comes from an incarnation of the peer that has since restarted. */
+  get isDead(): boolean {
+    return this.dead;
+  }
+
+  /** A message of the current datagram was accepted; `restart`: it began a new incarnation. */
+  accepted(restart: boolean, now: number): void {
+    if (!this.known) return;
+    if (this.differs) {
+      if (restart) {
+        const i = this.deadN++ % PeerSession.DEAD;
+        this.deadPorts[i] = this.port;
+        this.deadAddrs[i] = this.addr;
+        this.deadAt[i] = now;
+      }
+      this.differs = false;
+    } else if (this.set) {
+      return;
+    }
+    this.set = true;
+    this.port = this.curPort;
+    this.addr = this.curAddr;
+  }
+}

@@ -57,8 +57,8 @@ export interface SyncMode {
   stop(): void;
   /** A local change to an internal-cache object: (re)queue it for sending at the next transmit round. */
   enqueue(obj: CacheObject): void;
-  /** A datagram from the channel. Never throws: malformed input is counted. */
-  receive(datagram: Buffer): void;
+  /** A datagram from the channel and its source. Never throws: malformed input is counted. */
+  receive(datagram: Buffer, from?: { address: string; port: number }): void;
   /** `-n`: ask the peer for a full resync. */
   requestResync(): void;
   stats(): SyncStats;

@@ -79,6 +79,8 @@ export interface LinkOptions {
   latencyMs?: number;
 }
 
+type Rx = (d: Buffer, from: { address: string; port: number }) => void;
+
 /** A point-to-point link; everything sent is also recorded in `sent` (before loss). */
 export class FakeLink {
   readonly sent: Datagram[] = [];
@@ -90,7 +92,12 @@ export class FakeLink {
   private readonly rnd: () => number;
   private readonly latency: number;
   private readonly reorderMs: number;
-  private readonly rx: { a: (d: Buffer) => void; b: (d: Buffer) => void } = { a: () => {}, b: () => {} };
+  private readonly rx: { a: Rx; b: Rx } = { a: () => {}, b: () => {} };
+  /**
+   * Each side's source port, as its channel would report it: a real restart
+   * gets a new ephemeral port (bump it), a copy in flight keeps the old one.
+   */
+  readonly port = { a: 40001, b: 40002 };
 
   constructor(private readonly clock: FakeClock, opts: LinkOptions = {}) {
     this.rnd = prng(opts.seed ?? 1);
@@ -101,7 +108,7 @@ export class FakeLink {
     this.latency = opts.latencyMs ?? 1;
   }
 
-  attach(side: 'a' | 'b', rx: (d: Buffer) => void): void {
+  attach(side: 'a' | 'b', rx: Rx): void {
     this.rx[side] = rx;
   }
 
@@ -112,9 +119,10 @@ export class FakeLink {
     if (this.rnd() < this.loss) return;
     const copies = this.rnd() < this.dup ? 2 : 1;
     const to = from === 'a' ? 'b' : 'a';
+    const src = { address: from, port: this.port[from] };
     for (let i = 0; i < copies; i++) {
       const extra = this.rnd() < this.reorder ? 1 + Math.floor(this.rnd() * this.reorderMs) : 0;
-      this.clock.setTimeout(() => this.rx[to](Buffer.from(bytes)), this.latency + extra + i);
+      this.clock.setTimeout(() => this.rx[to](Buffer.from(bytes), src), this.latency + extra + i);
     }
   }
 
@@ -135,7 +143,7 @@ export class TestNode implements SyncHost {
 
   constructor(readonly side: 'a' | 'b', readonly clock: FakeClock, private readonly link: FakeLink,
     readonly maxDatagram = 1471) {
-    link.attach(side, (d) => this.engine.receive(d));
+    link.attach(side, (d, from) => this.engine.receive(d, from));
   }
 
   send(datagram: Buffer): void {

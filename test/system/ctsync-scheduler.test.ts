@@ -1,8 +1,6 @@
 // The daemon's main thread follows General { Scheduler } (Type RR/FIFO and
-// Priority, as conntrackd; Type OTHER is ctsync's). Without the block ctsync
-// keeps normal scheduling where conntrackd 1.4.7 takes SCHED_RR 99 (a
-// deliberate difference for now: src/ops/scheduler.ts says why). Read back
-// from /proc/<pid>/stat. Starts conntrackd and ctsync ×3 in network namespaces.
+// Priority, as conntrackd; Type OTHER is ctsync's). Without the block both
+// ctsync and conntrackd 1.4.7 take SCHED_RR 99. Read back from /proc/<pid>/stat. Starts conntrackd and ctsync ×3 in network namespaces.
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { isRoot } from '../helpers/netns.js';
@@ -27,16 +25,16 @@ describe.skipIf(!isRoot)('daemon CPU scheduling (conntrackd, ctsync ×3)', () =>
     pair = null;
   });
 
-  it('Scheduler { Type RR Priority 99 } gives what conntrackd takes by default; no block keeps normal scheduling', async () => {
-    pair = makePair('ctsync', 'conntrackd', 'sd', { a: { generalExtra: block('RR', 99) } });
+  it('without a Scheduler block ctsync takes SCHED_RR 99, as conntrackd does', async () => {
+    pair = makePair('ctsync', 'conntrackd', 'sd');
     await pair.a.start();
     await pair.b.start();
     expect(sched(pair.b.pid)).toEqual(['RR', 99]); // conntrackd's default, the reference
     expect(sched(pair.a.pid)).toEqual(['RR', 99]);
   });
 
-  it('follows Scheduler { Type FIFO Priority 30 }; without a block the policy stays OTHER', async () => {
-    pair = makePair('ctsync', 'ctsync', 'sf', { a: { generalExtra: block('FIFO', 30) } });
+  it('follows Scheduler { Type FIFO Priority 30 } and Type OTHER', async () => {
+    pair = makePair('ctsync', 'ctsync', 'sf', { a: { generalExtra: block('FIFO', 30) }, b: { generalExtra: block('OTHER') } });
     await pair.a.start();
     await pair.b.start();
     expect(sched(pair.a.pid)).toEqual(['FIFO', 30]);

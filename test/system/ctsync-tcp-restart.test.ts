@@ -3,8 +3,8 @@
 // created after the restart still reach the peer. A daemon restarted within
 // seconds reuses FTFW sequence numbers near its old ones and reconnects on a
 // new TCP connection; the peer must take that as a new session, not as stale
-// copies. (The receiver's restart followed at once by -n is a known gap: see
-// the issue notes.)
+// copies, even when the peer restarts before its HELLO was answered. The
+// receiver's restart, followed at once by -n, must get the full table back.
 // Starts two ctsync daemons in namespaces (real kernel conntrack, TCP link).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,5 +44,23 @@ describe.skipIf(!isRoot)('TCP sync link across daemon restarts (starts two ctsyn
     await waitFor(async () => (await ext()) === 500, 'the 200 entries created after fw1 restarted', 20_000);
 
     expect(await p.a.cacheCount('internal')).toBe(500);
+  });
+
+  it('refills a receiver restarted while the sender is busy, on -n at once', async () => {
+    const p = (pair = makePair('ctsync', 'ctsync', 'tq'));
+    toTcp(p);
+    await p.a.start();
+    await p.b.start();
+    const ext = () => p.b.cacheCount('external');
+    await injectBulk(p.fw1, tcpEntries(300, 0));
+    await waitFor(async () => (await ext()) === 300, 'the first 300 entries on fw2', 20_000);
+
+    // fw2 goes down while fw1 sends 200 more, and asks for everything as soon as it is back:
+    // it restarts within seconds, its new FTFW sequence numbers lie behind its old ones.
+    await injectBulk(p.fw1, tcpEntries(200, 1000));
+    await p.b.stop();
+    await p.b.start();
+    p.b.cli(['-n']);
+    await waitFor(async () => (await ext()) === 500, 'all 500 entries on the restarted fw2', 15_000);
   });
 });

@@ -11,10 +11,10 @@ function recorder(fail?: Error): { calls: [number, number][]; setScheduler(p: nu
 }
 
 describe('scheduler (General { Scheduler })', () => {
-  it('keeps normal scheduling without a Type (conntrackd would take SCHED_RR 99: see scheduler.ts)', () => {
-    expect(schedulerChoice(undefined)).toEqual({ type: 'OTHER', priority: 0 });
+  it('without a Type takes conntrackd\'s default, SCHED_RR 99', () => {
+    expect(schedulerChoice(undefined)).toEqual({ type: 'RR', priority: 99 });
     // A block with only a Priority leaves the default.
-    expect(schedulerChoice({ priority: 10 })).toEqual({ type: 'OTHER', priority: 0 });
+    expect(schedulerChoice({ priority: 10 })).toEqual({ type: 'RR', priority: 99 });
   });
 
   it('takes Type and Priority from the config file; OTHER keeps normal scheduling', () => {
@@ -33,8 +33,9 @@ describe('scheduler (General { Scheduler })', () => {
     const other = recorder();
     expect(applyScheduler({ type: 'OTHER' }, other, silentLogger)).toEqual({ type: 'OTHER', priority: 0 });
     expect(other.calls).toEqual([]);
-    expect(applyScheduler(undefined, other, silentLogger)).toEqual({ type: 'OTHER', priority: 0 });
-    expect(other.calls).toEqual([]);
+    const dflt = recorder();
+    expect(applyScheduler(undefined, dflt, silentLogger)).toEqual({ type: 'RR', priority: 99 });
+    expect(dflt.calls).toEqual([[SCHED_POLICY.RR, 99]]);
     const denied = recorder(Object.assign(new Error('sched_setscheduler: Operation not permitted'), { code: 'EPERM' }));
     expect(applyScheduler({ type: 'RR' }, denied, silentLogger)).toBeNull();
     expect(denied.calls).toEqual([[SCHED_POLICY.RR, 99]]);

@@ -661,6 +661,71 @@ describe('ftfw: a peer restarted within its previous HELLO range', () => {
   });
 });
 
+describe('ftfw: a restarted peer speaks from a new source (PeerSession)', () => {
+  /** B up at t=0 but deaf to A, so it is still saying HELLO when it restarts 2.5 s later (same seq range). */
+  function restartDuringHello(): Pair {
+    const p = makePair({ unixBase: T0 - 1 });
+    const { a, b, clock, link } = p;
+    a.engine.start();
+    b.engine.start();
+    for (let id = 1; id <= 30; id++) a.create(id, 1);
+    link.dropIf = (d) => d.from === 'a';
+    for (let id = 101; id <= 140; id++) b.create(id, 1);
+    clock.advance(2_500);
+    expect(st(a).peerRestarts).toBe(1);
+    link.dropIf = null;
+    // The restart: a new incarnation, a new ephemeral source port, a counter seeded behind the old one.
+    b.engine.stop();
+    link.port.b++;
+    b.engine = new Ftfw({ host: b, clock, schedule: clockScheduler(clock), codec: fakeCodec(), startupResync: true });
+    return p;
+  }
+
+  it('a peer restarted before its HELLO was answered gets its RESYNC answered at once', () => {
+    const p = restartDuringHello();
+    const { a, b, clock } = p;
+    b.engine.start();
+    clock.advance(300);
+    expect(a.resyncRequests).toBe(1);
+    expect(b.external).toEqual(a.live());
+    expect(st(a)).toMatchObject({ peerRestarts: 2, seqResets: 0 });
+  });
+
+  it('a late datagram of the old incarnation is dropped and cannot move the baseline', () => {
+    const p = restartDuringHello();
+    const { a, b, clock, link } = p;
+    // B's last datagram before the restart, numbered ahead of anything the new B will send soon.
+    const old = link.from('b').filter((d) => msgs(d).some((m) => m.type !== MSG.CTL)).at(-1)!;
+    b.engine.start();
+    clock.advance(300);
+    const before = st(a).seqBefore;
+    a.engine.receive(Buffer.from(old.bytes), { address: 'b', port: link.port.b - 1 });
+    expect(st(a).seqBefore).toBe(before + msgs(old).length);
+    const nacks = st(a).nacksSent;
+    for (let id = 201; id <= 210; id++) b.create(id, 1);
+    clock.advance(300);
+    for (let id = 201; id <= 210; id++) expect(a.external.has(id)).toBe(true);
+    expect(st(a).nacksSent).toBe(nacks);
+  });
+
+  it('a new source without HELLO (a reconnect, another link) is the same session: seqs checked as usual', () => {
+    const p = handshake();
+    const { a, b, clock, link } = p;
+    for (let id = 1; id <= 5; id++) b.create(id, 1);
+    clock.advance(100);
+    link.port.b++;
+    for (let id = 6; id <= 10; id++) b.create(id, 1);
+    clock.advance(100);
+    expect(a.external.size).toBe(10);
+    expect(st(a)).toMatchObject({ peerRestarts: 1, seqBefore: 0, seqResets: 0 });
+    // The previous source is not dead: a reordered datagram from it is judged by its seq.
+    const early = link.from('b').filter((d) => msgs(d).some((m) => m.type !== MSG.CTL))[0]!;
+    a.engine.receive(Buffer.from(early.bytes), { address: 'b', port: link.port.b - 1 });
+    expect(st(a).seqBefore).toBe(msgs(early).length);
+    expect(st(a).peerRestarts).toBe(1);
+  });
+});
+
 describe('ftfw send window', () => {
   it('holds data back beyond the window until the peer acknowledges, then sends the rest', () => {
     const p = handshake({ ftfwA: { sendWindow: 1000 } });
