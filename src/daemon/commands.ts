@@ -4,7 +4,7 @@
 // which reports how many entries and how long (an addition operators asked for).
 import type { ControlContext, ControlReply } from '../control/server.js';
 import { CTL } from '../control/codes.js';
-import { renderStatsRequest } from '../control/format/stats.js';
+import { renderStatsRequest, statsSectionOf } from '../control/format/stats.js';
 import { formatConntrackPlain, formatConntrackXml, formatExpectPlain } from '../control/format/dump.js';
 import { formatConntrackJson } from '../control/format/json.js';
 import type { CacheObject } from '../cache/types.js';
@@ -19,15 +19,16 @@ export class CommandHandler {
 
   async handle(code: number, reply: ControlReply, ctx: ControlContext): Promise<void> {
     const d = this.d;
-    if (ctx.json && code === CTL.STATS) {
-      // ctsync's JSON adds what conntrackd's -s cannot show: the protocol at work (NACKs, resends, restarts).
-      const base = JSON.parse(renderStatsRequest(code, buildStatsSnapshot(d), true)!) as Record<string, unknown>;
-      reply.write(`${JSON.stringify({ ...base, sync: d.sync.stats(), kernel: d.kernel, events: d.events.stats() })}\n`);
-      return;
-    }
-    const stats = renderStatsRequest(code, buildStatsSnapshot(d), ctx.json);
-    if (stats !== undefined) {
-      reply.write(stats);
+    const section = statsSectionOf(code);
+    if (section !== undefined) {
+      const snap = buildStatsSnapshot(d, { rsqueue: section === 'rsqueue' });
+      if (ctx.json && code === CTL.STATS) {
+        // ctsync's JSON adds what conntrackd's -s cannot show: the protocol at work (NACKs, resends, restarts).
+        const base = JSON.parse(renderStatsRequest(code, snap, true)!) as Record<string, unknown>;
+        reply.write(`${JSON.stringify({ ...base, sync: d.sync.stats(), kernel: d.kernel, events: d.events.stats() })}\n`);
+        return;
+      }
+      reply.write(renderStatsRequest(code, snap, ctx.json)!);
       return;
     }
     const style: DumpStyle = ctx.json ? 'json' : 'plain';

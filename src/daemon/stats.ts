@@ -1,5 +1,7 @@
-// Assembles the -s snapshot from the live components. Built per request
-// (a handful per minute), so clarity beats caching here.
+// Assembles the -s snapshot from the live components, per request. Monitoring
+// may poll it many times a second on a busy node, so what costs in proportion
+// to the traffic (the resend queue's lines) is built only for the request
+// that prints it.
 import type { StatsSnapshot } from '../control/format/stats.js';
 import { newRecvCounters } from '../wire/datagram.js';
 import type { Daemon } from './daemon.js';
@@ -8,7 +10,8 @@ import type { Daemon } from './daemon.js';
 const TXQUEUE_MAX = 2147483647;
 const ERRORQ_MAX = 128;
 
-export function buildStatsSnapshot(d: Daemon): StatsSnapshot {
+/** `rsqueue`: list the resend queue's entries (-s rsqueue); otherwise the list is left empty. */
+export function buildStatsSnapshot(d: Daemon, opts: { rsqueue?: boolean } = {}): StatsSnapshot {
   const sync = d.sync.stats();
   const recv = sync.recv ?? newRecvCounters();
   const links = d.linkReports();
@@ -63,7 +66,7 @@ export function buildStatsSnapshot(d: Daemon): StatsSnapshot {
         { name: 'rsqueue', current: sync.rsQueueLen, max: sc.resendQueueSize, noSpaceErrors: sync.rsQueueOverflow },
       ],
     },
-    rsqueue: d.sync.rsQueueLines(),
+    rsqueue: opts.rsqueue === true ? d.sync.rsQueueLines() : [],
     processes: [],
   };
 }

@@ -254,6 +254,11 @@ export function formatProcess(list: ProcessEntry[]): string {
  * one of them. `json` selects the ctsync JSON rendering of the same section.
  * (EXP_STATS is not handled here: its output depends on ExpectationSync.)
  */
+/** The -s section a request code asks for, or undefined when it is not a stats request. */
+export function statsSectionOf(code: number): Exclude<StatsSection, 'all'> | undefined {
+  return STATS_SECTIONS.get(code);
+}
+
 export function renderStatsRequest(code: number, s: StatsSnapshot, json = false): string | undefined {
   const section = STATS_SECTIONS.get(code);
   if (section === undefined) return undefined;
