@@ -109,6 +109,19 @@ export class MultiChannel implements Channel {
     await Promise.allSettled(this.links.map((l) => l.close()));
   }
 
+  /** Every link reloads its files; the first failure is thrown after all were tried. */
+  reloadFiles(): void {
+    let first: unknown = null;
+    for (const l of this.links) {
+      try {
+        l.reloadFiles?.();
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first !== null) throw first;
+  }
+
   /** The active link's counters (what plain `-s` prints). */
   stats(): ChannelStats {
     return this.links[this.active]!.stats();

@@ -258,6 +258,11 @@ export class SecureChannel implements Channel {
     return this.keyIds;
   }
 
+  /** The link underneath reloads its own files (TLS); the keys have reloadKeys. */
+  reloadFiles(): void {
+    this.inner.reloadFiles?.();
+  }
+
   /** Replaces the keys in use (reloadKeys does this from the file). */
   setKeyring(ring: Keyring): void {
     this.ring = ring;

@@ -193,6 +193,18 @@ export class TcpChannel implements Channel {
     this.connect();
   }
 
+  /**
+   * New certificates, key and CA for every handshake from now on; the
+   * connections up keep theirs (a renewed certificate is no reason to drop
+   * the sync link). loadTls names the file that failed, and the old material
+   * stays when it throws.
+   */
+  reloadFiles(): void {
+    if (!this.cfg.tls || !this.server) return;
+    this.setupTls(loadTls(this.cfg.tls));
+    this.rlog.info('tls-reload', { ifname: this.ifname }, 'TLS certificates reloaded');
+  }
+
   send(datagram: Buffer): void {
     const c = this.client;
     if (c && this.connected && !c.writableNeedDrain && this.errq.length === 0) {

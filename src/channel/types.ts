@@ -29,6 +29,12 @@ export interface Channel {
   /** Called once per received datagram. The buffer may be reused after the call returns. */
   onMessage(cb: (datagram: Buffer, from: { address: string; port: number }) => void): void;
   close(): Promise<void>;
+  /**
+   * SIGHUP: re-reads the files the link was opened with (TLS certificates),
+   * for connections made from now on. Throws (the old material stays in use)
+   * when they cannot be loaded. Links without such files need not have it.
+   */
+  reloadFiles?(): void;
   stats(): ChannelStats;
   status(): LinkStatus;
 }

@@ -69,6 +69,11 @@ export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>):
         daemon.reloadFilter(again.config);
         log.info('configuration reloaded (filters)');
       }
+      try {
+        daemon.channel.reloadFiles?.();
+      } catch (e) {
+        log.error({ err: e }, 'sync link certificate reload failed; old certificates kept');
+      }
       if (daemon.channel instanceof SecureChannel) {
         try {
           daemon.channel.reloadKeys();

@@ -122,7 +122,7 @@ export class PrometheusMetrics implements Metrics {
 
     // --- replication lag and peer
     this.gauge('ctsync_replication_lag_seconds',
-      'Age of the oldest message sent to the peer and not yet acknowledged (0 when all are acknowledged).',
+      'Age of the oldest entry update queued for or sent to the peer and not yet acknowledged (0 when all are acknowledged).',
       (s) => s.sync.oldestUnackedAgeMs / 1000);
     this.gauge('ctsync_peer_last_message_age_seconds',
       'Seconds since the last message (data, ACK, NACK or ALIVE) from the peer; +Inf if none was ever received.',

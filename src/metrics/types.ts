@@ -34,8 +34,8 @@ export interface LinkSnapshot {
 export interface SyncSnapshot {
   mode: 'ftfw' | 'notrack' | 'alarm';
   /**
-   * Age (ms) of the oldest message sent but not yet acknowledged by the peer
-   * (SyncStats.oldestUnackedAgeMs); 0 when everything is acknowledged.
+   * Age (ms) of the oldest data message (an entry's state) not yet
+   * acknowledged by the peer (SyncStats.oldestUnackedAgeMs); 0 when all are.
    */
   oldestUnackedAgeMs: number;
   /** ms since the last message of any kind (data, ACK, NACK, ALIVE) from the peer; null = never since start. */

@@ -199,12 +199,18 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.kick();
   }
 
-  /** Stamps `it` (now queued) with its entry time into the sync layer. */
+  /**
+   * Stamps `it` (now queued) with its entry time into the sync layer. Only
+   * data counts for the replication lag: our own ACKs wait in the resend
+   * queue until the peer's next timer ACK covers them, so counting them
+   * would make an idle, fully replicated pair show a lag swinging between
+   * 0 and the alive interval.
+   */
   protected entered(it: QItem): void {
     // Whole milliseconds: a small integer is stored in place, a fractional
     // clock reading would cost every queued item a boxed number.
     it.at = Math.floor(this.clock.now());
-    this.ages.entered(it, this.heldCount());
+    if (it instanceof ObjItem) this.ages.entered(it, this.heldCount());
   }
 
   /** Items held in the sync layer's queues (FTFW adds its resend queue). */

@@ -35,7 +35,7 @@ export interface SyncStats {
   peerRestarts: number;
   /** ms timestamp of the last message from the peer, or -1. */
   lastRecvAt: number;
-  /** Age (ms) of the oldest unacknowledged message, or 0. */
+  /** Age (ms) of the oldest unacknowledged data message (our ACKs waiting for the peer's do not count), or 0. */
   oldestUnackedAgeMs: number;
   // Additive (sync engineer): always filled by Ftfw/Notrack, optional for fakes.
   /** Messages really missing (seq − expected per gap); seqLost keeps conntrackd's over-count. */
