@@ -251,7 +251,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
       }
     }
     if (ret === RECV.DATA || ret === RECV.CTL) {
-      this.session.accepted(episodeStart, this.clock.now());
+      this.session.accepted(episodeStart);
       this.recvSeq.update(seq);
       this.guard?.accepted(seq, this.guard ? messageHash(buf, off, hdr.len) : 0);
       if (hello) this.noteHello(seq, episodeStart);

@@ -170,6 +170,8 @@ export class PeerSession {
   private differs = false;
   private dead = false;
   private known = false;
+  /** The clock reading passed to see(): when a restart found by accepted() happened. */
+  private seenAt = 0;
   private readonly deadPorts = new Int32Array(PeerSession.DEAD).fill(-1);
   private readonly deadAddrs: string[] = new Array<string>(PeerSession.DEAD).fill('');
   private readonly deadAt = new Float64Array(PeerSession.DEAD);
@@ -178,6 +180,7 @@ export class PeerSession {
   /** The datagram about to be processed came from `from` (undefined: unknown, no signal) at clock time `now`. */
   see(from: PeerSource | undefined, now: number): void {
     this.known = from !== undefined;
+    this.seenAt = now;
     if (from === undefined) {
       this.differs = this.dead = false;
       return;
@@ -206,14 +209,14 @@ export class PeerSession {
   }
 
   /** A message of the current datagram was accepted; `restart`: it began a new incarnation. */
-  accepted(restart: boolean, now: number): void {
+  accepted(restart: boolean): void {
     if (!this.known) return;
     if (this.differs) {
       if (restart) {
         const i = this.deadN++ % PeerSession.DEAD;
         this.deadPorts[i] = this.port;
         this.deadAddrs[i] = this.addr;
-        this.deadAt[i] = now;
+        this.deadAt[i] = this.seenAt;
       }
       this.differs = false;
     } else if (this.set) {

@@ -9,7 +9,7 @@ describe('PeerSession', () => {
     const s = new PeerSession();
     s.see(src(40000), 0);
     expect(s.isNew).toBe(false);
-    s.accepted(false, 0);
+    s.accepted(false);
     s.see(src(40000), 1);
     expect(s.isNew).toBe(false);
     s.see(src(40001), 2);
@@ -21,14 +21,14 @@ describe('PeerSession', () => {
   it('a restart kills the old source for DEAD_MS; a path change (no restart) does not', () => {
     const s = new PeerSession();
     s.see(src(40000), 0);
-    s.accepted(false, 0);
+    s.accepted(false);
     s.see(src(40001), 10);
-    s.accepted(false, 10); // a reconnect: same incarnation
+    s.accepted(false); // a reconnect: same incarnation
     s.see(src(40000), 20);
     expect(s.isDead).toBe(false);
     expect(s.isNew).toBe(true);
     s.see(src(40002), 30);
-    s.accepted(true, 30); // a restart from 40002: 40001 is dead
+    s.accepted(true); // a restart from 40002: 40001 is dead
     s.see(src(40001), 40);
     expect(s.isDead).toBe(true);
     expect(s.isNew).toBe(false);
@@ -41,11 +41,11 @@ describe('PeerSession', () => {
   it('an unknown source gives no signal and changes nothing', () => {
     const s = new PeerSession();
     s.see(undefined, 0);
-    s.accepted(true, 0);
+    s.accepted(true);
     expect(s.isNew).toBe(false);
     s.see(src(40000), 1);
     expect(s.isNew).toBe(false); // still no session: the first known source becomes it
-    s.accepted(false, 1);
+    s.accepted(false);
     s.see(undefined, 2);
     expect(s.isNew || s.isDead).toBe(false);
   });
