@@ -107,6 +107,7 @@ export type { SockoptBinding, SockoptSource } from './sockopt.js';
 export { UdpChannel, type ChannelCounters } from './udp.js';
 export { MulticastChannel } from './multicast.js';
 export { TcpChannel, StreamReassembler, type TcpCounters, type TcpLinkConfig } from './tcp.js';
-export { loadTls, checkPeerIdentity, type TlsFiles, type TlsMaterial } from './tls.js';
+// Types only: tls.ts loads node:tls and node:crypto, which a plain link never needs (import it directly).
+export type { TlsFiles, TlsMaterial } from './tls.js';
 export { MultiChannel, type LinkReport } from './multi.js';
 export { createFakePair, FakeChannel } from './fake.js';

@@ -32,8 +32,9 @@
 // empty "probe" datagrams every probeMs; a node that authenticates a datagram
 // from an epoch it does not yet talk to answers with a probe addressed to it.
 // Two probes establish both directions.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Channel, ChannelStats, LinkStatus } from './types.js';
 import { loadKeyFile, type Keyring, type SyncKey } from './keyring.js';
 import { RateLimitedLog, silentLogger, type Logger } from '../log/logger.js';
@@ -48,6 +49,14 @@ export const REPLAY_WINDOW = 1024;
 const HKDF_INFO = Buffer.from('ctsync sync v1');
 const MAX_SUPERSEDED = 64;
 const MAX_SESSION_KEYS = 32;
+
+// node:crypto is required by the first SecureChannel rather than imported:
+// every daemon loads this module, but only one with a key file needs crypto,
+// which costs ~1 MiB of RSS. Synchronous, as the constructor is.
+let cryptoLib: typeof Crypto | null = null;
+function nodeCrypto(): typeof Crypto {
+  return (cryptoLib ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto);
+}
 
 export interface SecureOptions {
   /** Key file to load (and watch, see reloadCheckMs). Either this or `keyring`. */
@@ -123,6 +132,7 @@ export class SecureChannel implements Channel {
   private readonly epochBytes = Buffer.alloc(8);
   private readonly nonce = Buffer.alloc(12);
   private readonly rxNonce = Buffer.alloc(12);
+  private readonly crypto = nodeCrypto();
   private cb: MessageCb | null = null;
   private counter = 0;
   /** The peer epoch proven live (it sent us a datagram addressed to our epoch). */
@@ -295,7 +305,7 @@ export class SecureChannel implements Channel {
     out.writeUInt32BE(Math.floor(ctr / 0x1_0000_0000), 18);
     out.writeUInt32BE(ctr >>> 0, 22);
     out.copy(this.nonce, 4, 18, 26);
-    const c = createCipheriv('aes-256-gcm', this.sessionKey(key, out, 0), this.nonce, { authTagLength: SECURE_TAG_SIZE });
+    const c = this.crypto.createCipheriv('aes-256-gcm', this.sessionKey(key, out, 0), this.nonce, { authTagLength: SECURE_TAG_SIZE });
     c.setAAD(out.subarray(0, SECURE_HEADER_SIZE));
     let off = SECURE_HEADER_SIZE;
     off += c.update(plain).copy(out, off);
@@ -317,7 +327,7 @@ export class SecureChannel implements Channel {
     let k = this.sessionKeys.get(id);
     if (!k) {
       if (this.sessionKeys.size >= MAX_SESSION_KEYS) this.sessionKeys.clear();
-      k = Buffer.from(hkdfSync('sha256', key.key, salt, HKDF_INFO, 32));
+      k = Buffer.from(this.crypto.hkdfSync('sha256', key.key, salt, HKDF_INFO, 32));
       this.sessionKeys.set(id, k);
     }
     this.lastKeys[slot] = { key, salt: Buffer.from(salt), k };
@@ -378,7 +388,7 @@ export class SecureChannel implements Channel {
     d.copy(nonce, 4, 18, 26);
     let plain: Buffer;
     try {
-      const dc = createDecipheriv('aes-256-gcm', this.sessionKey(key, d, 1), nonce, { authTagLength: SECURE_TAG_SIZE });
+      const dc = this.crypto.createDecipheriv('aes-256-gcm', this.sessionKey(key, d, 1), nonce, { authTagLength: SECURE_TAG_SIZE });
       dc.setAAD(d.subarray(0, SECURE_HEADER_SIZE));
       dc.setAuthTag(d.subarray(d.length - SECURE_TAG_SIZE));
       const head = dc.update(d.subarray(SECURE_HEADER_SIZE, d.length - SECURE_TAG_SIZE));
@@ -469,7 +479,7 @@ export class ReplayWindow {
 
 function randomEpoch(): bigint {
   for (;;) {
-    const e = randomBytes(8).readBigUInt64BE();
+    const e = nodeCrypto().randomBytes(8).readBigUInt64BE();
     if (e !== 0n) return e;
   }
 }

@@ -14,8 +14,10 @@
 // client side is a tls.connect. A connection counts as up only once its
 // handshake and the peer identity check have passed. Everything else (one
 // peer, reconnect rate, error queue, reassembly, maxDatagram) is unchanged.
+// node:tls and tls.ts (node:crypto) are imported by open() of a TLS link
+// only: loaded up front they cost every daemon ~2 MiB of RSS.
 import net from 'node:net';
-import tls from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Channel, LinkStatus } from './types.js';
 import type { ChannelDeps, LinkConfig } from './index.js';
 import { sysfsLinks, type LinkReader } from './link.js';
@@ -24,9 +26,7 @@ import { isV6Config, newCounters, normalizeAddress, scoped, sourceFilter, type C
 import { ChannelError } from '../errors.js';
 import { RateLimitedLog, silentLogger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
-import {
-  TLS_HANDSHAKE_TIMEOUT_MS, TLS_MAX_PENDING, checkPeerIdentity, classifyTlsError, loadTls, type TlsFiles, type TlsMaterial,
-} from './tls.js';
+import type { TlsFiles, TlsMaterial } from './tls.js';
 
 const HEADER = 8;
 const MAX_MESSAGE = 0xffff;
@@ -117,6 +117,17 @@ export type TcpLinkConfig = LinkConfig & { tls?: TlsFiles | null };
 
 type MessageCb = (datagram: Buffer, from: { address: string; port: number }) => void;
 
+type TlsNode = typeof import('node:tls');
+type TlsLink = typeof import('./tls.js');
+
+/** A TLS link's run-time pieces: the modules open() imported, the loaded files, the handshake server. */
+interface TlsState {
+  node: TlsNode;
+  link: TlsLink;
+  mat: TlsMaterial;
+  server: TlsServer;
+}
+
 export class TcpChannel implements Channel {
   readonly kind = 'TCP' as const;
   readonly ifname: string;
@@ -142,8 +153,7 @@ export class TcpChannel implements Channel {
   private cb: MessageCb | null = null;
   private readonly reasm = new StreamReassembler((d) => this.deliver(d), (len) => this.corrupt(len));
   // TLS state (null / unused on a plain link).
-  private tlsMat: TlsMaterial | null = null;
-  private tlsServer: tls.Server | null = null;
+  private tls: TlsState | null = null;
   private readonly handshaking = new Set<net.Socket>();
   private readonly tlsCounters = { tlsHandshakeFailures: 0, tlsRejectedPeers: 0 };
   /** The identity the peer's certificate must carry: the configured destination. */
@@ -169,7 +179,10 @@ export class TcpChannel implements Channel {
     this.maxDatagram = mtu - (this.v6 ? TCP6_OVERHEAD : TCP4_OVERHEAD) - 1;
     this.so = await (this.deps.sockopt ?? loadSockoptBinding)();
     // Files are (re)read at every open: a close/open picks up renewed certificates. Errors name the file.
-    if (this.cfg.tls) this.setupTls(loadTls(this.cfg.tls));
+    if (this.cfg.tls) {
+      const [node, link] = await Promise.all([import('node:tls'), import('./tls.js')]);
+      this.setupTls(node, link, link.loadTls(this.cfg.tls));
+    }
     const server = net.createServer((s) => this.accept(s));
     const host = scoped(this.v6 ? this.cfg.ipv6Address ?? '::' : this.cfg.ipv4Address ?? '0.0.0.0', this.ifname);
     try {
@@ -275,7 +288,7 @@ export class TcpChannel implements Channel {
     this.lastAttempt = this.clock.now();
     const local = this.v6 ? this.cfg.ipv6Address : this.cfg.ipv4Address;
     const opts = { host: this.dest, port: this.cfg.port, ...(local ? { localAddress: scoped(local, this.ifname) } : {}) };
-    if (this.tlsMat) return this.connectTls(opts, this.tlsMat);
+    if (this.tls) return this.connectTls(opts, this.tls);
     const c = net.connect(opts);
     this.client = c;
     c.on('connect', () => {
@@ -287,15 +300,15 @@ export class TcpChannel implements Channel {
   }
 
   /** Client side over TLS: the TCP connection is tuned at 'connect', used from 'secureConnect' on. */
-  private connectTls(opts: net.TcpNetConnectOpts, mat: TlsMaterial): void {
+  private connectTls(opts: net.TcpNetConnectOpts, { node, link, mat }: TlsState): void {
     let tcpUp = false;
     let secure = false;
-    const c = tls.connect({
+    const c = node.connect({
       ...opts,
       secureContext: mat.context,
       minVersion: 'TLSv1.3',
       rejectUnauthorized: true,
-      checkServerIdentity: (_host, cert) => checkPeerIdentity(this.peerIdentity, cert),
+      checkServerIdentity: (_host, cert) => link.checkPeerIdentity(this.peerIdentity, cert),
     });
     this.client = c;
     c.on('connect', () => {
@@ -311,7 +324,7 @@ export class TcpChannel implements Channel {
       // A failure during the handshake, or the server's alert right after it (TLS 1.3: the client
       // finishes first, the server verifies our certificate afterwards).
       if ((tcpUp && !secure) || (secure && /^ERR_SSL_.*ALERT/.test(err.code ?? ''))) {
-        this.tlsFailed('tls-connect', this.cfg.destination ?? '', classifyTlsError(err, secure ? null : c.authorizationError),
+        this.tlsFailed('tls-connect', this.cfg.destination ?? '', link.classifyTlsError(err, secure ? null : c.authorizationError),
           secure ? 'TLS peer refused our certificate' : 'TLS handshake with the sync peer failed');
       }
     });
@@ -363,33 +376,32 @@ export class TcpChannel implements Channel {
       s.destroy();
       return;
     }
-    if (this.tlsServer) return this.handshake(s, addr, this.tlsServer);
+    if (this.tls) return this.handshake(s, addr, this.tls);
     this.adopt(s, addr, s.remotePort ?? 0);
   }
 
-  private setupTls(mat: TlsMaterial): void {
-    this.tlsMat = mat;
+  private setupTls(node: TlsNode, link: TlsLink, mat: TlsMaterial): void {
     // Never listens: accept() hands it the sockets that passed the source filter.
-    const ts = tls.createServer({
+    const ts = node.createServer({
       ...mat.options,
       requestCert: true,
       rejectUnauthorized: true,
-      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-    }, (t) => this.secured(t));
-    ts.on('tlsClientError', (err: Error & { code?: string }, t: tls.TLSSocket) => {
+      handshakeTimeout: link.TLS_HANDSHAKE_TIMEOUT_MS,
+    }, (t) => this.secured(t, link));
+    ts.on('tlsClientError', (err: Error & { code?: string }, t: TLSSocket) => {
       // Node destroys a socket whose certificate failed verification before telling us, so the
       // address comes from the TCP socket underneath (cached by accept()).
       const addr = t.remoteAddress ?? (t as unknown as { _parent?: net.Socket })._parent?.remoteAddress ?? 'unknown';
-      this.tlsFailed('tls-accept', addr, classifyTlsError(err, t.authorizationError), 'refused sync connection: TLS handshake failed');
+      this.tlsFailed('tls-accept', addr, link.classifyTlsError(err, t.authorizationError), 'refused sync connection: TLS handshake failed');
       t.destroy();
     });
-    this.tlsServer = ts;
+    this.tls = { node, link, mat, server: ts };
   }
 
   /** Server side, TLS: the accepted TCP socket goes through the handshake before it may become the peer. */
-  private handshake(s: net.Socket, addr: string, ts: tls.Server): void {
-    if (this.handshaking.size >= TLS_MAX_PENDING) {
-      this.tlsFailed('tls-accept', addr, { reason: `more than ${TLS_MAX_PENDING} handshakes in progress`, rejectedPeer: false },
+  private handshake(s: net.Socket, addr: string, { server, link }: TlsState): void {
+    if (this.handshaking.size >= link.TLS_MAX_PENDING) {
+      this.tlsFailed('tls-accept', addr, { reason: `more than ${link.TLS_MAX_PENDING} handshakes in progress`, rejectedPeer: false },
         'refused sync connection: TLS handshake failed');
       s.destroy();
       return;
@@ -397,15 +409,15 @@ export class TcpChannel implements Channel {
     this.handshaking.add(s);
     s.once('close', () => this.handshaking.delete(s));
     s.setKeepAlive(true);
-    ts.emit('connection', s);
+    server.emit('connection', s);
   }
 
-  private secured(t: tls.TLSSocket): void {
+  private secured(t: TLSSocket, link: TlsLink): void {
     const raw = (t as unknown as { _parent?: net.Socket })._parent;
     const addr = t.remoteAddress ?? raw?.remoteAddress ?? 'unknown';
     if (raw) this.handshaking.delete(raw);
     // The chain was verified by TLS (rejectUnauthorized); the certificate must also name our peer.
-    const idErr = t.authorized ? checkPeerIdentity(this.peerIdentity, t.getPeerCertificate()) : new Error(String(t.authorizationError));
+    const idErr = t.authorized ? link.checkPeerIdentity(this.peerIdentity, t.getPeerCertificate()) : new Error(String(t.authorizationError));
     if (idErr || this.closing) {
       if (idErr) this.tlsFailed('tls-accept', addr, { reason: idErr.message, rejectedPeer: true }, 'refused sync connection: TLS peer identity');
       t.destroy();

@@ -13,7 +13,7 @@ import type { SyncMode, SyncStats } from '../sync/types.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { linkSnapshotFrom, syncSnapshotFrom, type Metrics, type MetricsSnapshot, type MetricsSource, noopMetrics } from '../metrics/types.js';
 import type { PrometheusMetrics } from '../metrics/prometheus.js';
-import { MetricsHttpServer } from '../metrics/http.js';
+import type { MetricsHttpServer } from '../metrics/http.js';
 import { NotifyFifoReader, ReadinessTracker, evaluateReadiness, peerUp, type VrrpTransition } from '../ops/readiness.js';
 import { SdNotifier, type SdNotifierOptions } from '../ops/systemd.js';
 
@@ -222,6 +222,8 @@ export async function startOps(daemon: OpsDaemon, log: Logger, opts: OpsOptions 
   };
 
   if (x.metrics) {
+    // As prom-client: node:http (~0.7 MiB RSS) only for daemons that serve metrics.
+    const { MetricsHttpServer } = await import('../metrics/http.js');
     http = new MetricsHttpServer({ host: x.metrics.address, port: x.metrics.port, source, exposition: prometheus!, log, peerTimeoutMs });
     try {
       const a = await http.start();
