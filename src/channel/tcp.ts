@@ -213,8 +213,9 @@ export class TcpChannel implements Channel {
    * stays when it throws.
    */
   reloadFiles(): void {
-    if (!this.cfg.tls || !this.server) return;
-    this.setupTls(loadTls(this.cfg.tls));
+    const t = this.tls;
+    if (!this.cfg.tls || !this.server || t === null) return;
+    this.setupTls(t.node, t.link, t.link.loadTls(this.cfg.tls));
     this.rlog.info('tls-reload', { ifname: this.ifname }, 'TLS certificates reloaded');
   }
 
