@@ -1,13 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --no-concurrent-recompilation
+#!/usr/bin/env -S node --max-semi-space-size=1
 // Thin launcher: the CLI is compiled TypeScript in dist/ (npm run build).
-// Both V8 flags lower the daemon's peak RSS without costing CPU (bench/README.md):
+// The V8 flag lowers the daemon's peak RSS without costing CPU (bench/README.md):
 // --max-semi-space-size=1 keeps each young-generation semi-space at its 1 MiB
 // minimum (V8's default grows it to 16): the per-event garbage dies young
 // either way; at 100k entries the peak is 5-7 MiB lower than with 4 and
 // ~25 MiB lower than with the default.
-// --no-concurrent-recompilation has TurboFan optimise on the main thread
-// instead of in queued background jobs: another 1.5-3 MiB lower, and the
-// bench's CPU per event came out lower, not higher.
+// Not --no-concurrent-recompilation (another 1.5-3 MiB): TurboFan on the main
+// thread stalls a fresh daemon's first burst, whose tail behind the kernel
+// went from ~30 ms to 340-400 ms in the 10k replication bench.
 // V8 reads heap sizes only at start, so the flags must be on the command line;
 // test and bench launchers read them from this line (daemonNodeFlags()).
 import('../dist/src/cli/main.js').then((m) => m.main(process.argv.slice(2))).then(
