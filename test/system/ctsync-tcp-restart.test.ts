@@ -27,15 +27,20 @@ describe.skipIf(!isRoot)('TCP sync link across daemon restarts (starts two ctsyn
     pair = null;
   });
 
-  it('keeps replicating after the sender restarts', async () => {
-    const p = (pair = makePair('ctsync', 'ctsync', 'tr'));
+  /** A TCP-linked pair with 300 entries replicated from fw1 to fw2. */
+  async function replicating(tag: string): Promise<{ p: Pair; ext: () => Promise<number> }> {
+    const p = (pair = makePair('ctsync', 'ctsync', tag));
     toTcp(p);
     await p.a.start();
     await p.b.start();
     const ext = () => p.b.cacheCount('external');
-
     await injectBulk(p.fw1, tcpEntries(300, 0));
     await waitFor(async () => (await ext()) === 300, 'the first 300 entries on fw2', 20_000);
+    return { p, ext };
+  }
+
+  it('keeps replicating after the sender restarts', async () => {
+    const { p, ext } = await replicating('tr');
 
     // The sender restarts: its startup dump refills its internal cache; new flows must still arrive.
     await p.a.stop();
@@ -47,13 +52,7 @@ describe.skipIf(!isRoot)('TCP sync link across daemon restarts (starts two ctsyn
   });
 
   it('refills a receiver restarted while the sender is busy, on -n at once', async () => {
-    const p = (pair = makePair('ctsync', 'ctsync', 'tq'));
-    toTcp(p);
-    await p.a.start();
-    await p.b.start();
-    const ext = () => p.b.cacheCount('external');
-    await injectBulk(p.fw1, tcpEntries(300, 0));
-    await waitFor(async () => (await ext()) === 300, 'the first 300 entries on fw2', 20_000);
+    const { p, ext } = await replicating('tq');
 
     // fw2 goes down while fw1 sends 200 more, and asks for everything as soon as it is back:
     // it restarts within seconds, its new FTFW sequence numbers lie behind its old ones.
