@@ -199,8 +199,7 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
    */
   reconcile(entries: Iterable<T>, opts: { reportAll?: boolean; since?: number } = {}): ReconcileResult {
     const reportAll = opts.reportAll === true;
-    // Times here are whole ms (nowMs): an object touched in the dump's first millisecond counts as touched during it.
-    const since = Math.floor(opts.since ?? Infinity);
+    const since = sinceMs(opts.since ?? Infinity);
     const res: ReconcileResult = { created: 0, updated: 0, unchanged: 0, deleted: 0, failed: 0 };
     const epoch = ++this.epoch;
     const now = this.nowMs();
@@ -272,6 +271,11 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
   /** Any object with the identity of `value`, DEAD ones included. */
   lookup(value: T): CacheObject<T> | null {
     return this.table.find(value);
+  }
+
+  /** An event touched `obj` at or after clock time `since` (a dump's start): it knows more than that dump. */
+  touchedSince(obj: CacheObject<T>, since: number): boolean {
+    return obj.lastUpdate >= sinceMs(since);
   }
 
   /** `-i`: visible objects in a stable (insertion) order. */
@@ -390,6 +394,15 @@ function dropCachePin<T>(e: CacheEntry<T>): void {
 // bits) and a peer's CT_UPD only what it chose to send. Fields are listed
 // explicitly instead of looping over keys: straight-line code, no allocation
 // on the event path.
+
+/**
+ * Entry times are whole ms (nowMs), a dump's start is a fractional clock
+ * reading: an object touched in the dump's first millisecond counts as
+ * touched during it (kept as it is rather than overwritten or removed).
+ */
+function sinceMs(since: number): number {
+  return Math.floor(since);
+}
 
 /** Copies every field set in `src` onto `dst` (identity fields included: they are equal). Nested protoinfo is merged field by field. */
 export function mergeConntrack(dst: Conntrack, src: Conntrack): void {

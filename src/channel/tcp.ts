@@ -213,8 +213,8 @@ export class TcpChannel implements Channel {
    * stays when it throws.
    */
   reloadFiles(): void {
-    const t = this.tls;
-    if (!this.cfg.tls || !this.server || t === null) return;
+    const t = this.tls; // set by open() of a TLS link only
+    if (t === null || !this.server || !this.cfg.tls) return;
     this.setupTls(t.node, t.link, t.link.loadTls(this.cfg.tls));
     this.rlog.info('tls-reload', { ifname: this.ifname }, 'TLS certificates reloaded');
   }

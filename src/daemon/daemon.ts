@@ -384,7 +384,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     for (const ct of entries) {
       if (this.external.getCt(ct) === null) continue;
       const cur = this.internal.lookup(ct);
-      if (cur !== null && cur.lastUpdate >= Math.floor(since)) continue; // entry times are whole ms
+      if (cur !== null && this.internal.touchedSince(cur, since)) continue;
       this.internal.populate(ct);
     }
   }

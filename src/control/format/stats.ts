@@ -254,13 +254,8 @@ export function formatProcess(list: ProcessEntry[]): string {
  * one of them. `json` selects the ctsync JSON rendering of the same section.
  * (EXP_STATS is not handled here: its output depends on ExpectationSync.)
  */
-/** The -s section a request code asks for, or undefined when it is not a stats request. */
-export function statsSectionOf(code: number): Exclude<StatsSection, 'all'> | undefined {
-  return STATS_SECTIONS.get(code);
-}
-
 export function renderStatsRequest(code: number, s: StatsSnapshot, json = false): string | undefined {
-  const section = STATS_SECTIONS.get(code);
+  const section = statsSectionOf(code);
   if (section === undefined) return undefined;
   if (json) return formatStatsJson(s, section);
   switch (section) {
@@ -273,6 +268,11 @@ export function renderStatsRequest(code: number, s: StatsSnapshot, json = false)
     case 'queue': return formatQueue(s.queues);
     case 'process': return formatProcess(s.processes);
   }
+}
+
+/** The -s section a request code asks for, or undefined when it is not a stats request. */
+export function statsSectionOf(code: number): Exclude<StatsSection, 'all'> | undefined {
+  return STATS_SECTIONS.get(code);
 }
 
 const STATS_SECTIONS = new Map<number, Exclude<StatsSection, 'all'>>([
