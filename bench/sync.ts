@@ -421,7 +421,11 @@ async function latency(kind: DaemonKind, samples: number): Promise<LatencyResult
   });
 }
 
-interface ResyncResult { entries: number; seconds: number | null; perS: number | null; got: number }
+interface ResyncResult {
+  entries: number; seconds: number | null; perS: number | null; got: number;
+  /** CPU of each daemon from the -n until converged, per entry that arrived (µs; the receiver's includes its STATS polls). */
+  cpuSendUs: number; cpuRecvUs: number;
+}
 
 async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
   return withPair(kind, 's', async (p) => {
@@ -433,13 +437,18 @@ async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
       await sleep(20);
     }
     await sleep(200);
+    const cpuA0 = cpuSeconds(p.a.pid);
+    const cpuB0 = cpuSeconds(p.b.pid);
     const t0 = now();
     await p.b.request(CTL.REQUEST_DUMP, 60_000); // -n
     const r = await waitExternal(p.b, n, { startMs: t0, boundMs: 120_000, stepMs: 10 });
+    const got = Math.max(1, r.count);
+    const cpuSendUs = ((cpuSeconds(p.a.pid) - cpuA0) / got) * 1e6;
+    const cpuRecvUs = ((cpuSeconds(p.b.pid) - cpuB0) / got) * 1e6;
     const seconds = r.atMs === null ? null : (r.atMs - t0) / 1000;
     // Not converged: the rate of what did arrive, up to its last change.
     const perS = r.count / ((r.lastChangeAt - t0) / 1000);
-    return { entries: n, seconds, perS, got: r.count };
+    return { entries: n, seconds, perS, got: r.count, cpuSendUs, cpuRecvUs };
   });
 }
 
@@ -632,6 +641,8 @@ async function main(): Promise<void> {
     raw.resync = r;
     const tag = `${BIG / 1000}k`;
     rows.push({ workload: `Bulk resync ${tag} (fw2 -f external, -n): time`, values: pick(r, (x) => x.seconds), unit: 's', digits: 2, better: 'lower' });
+    rows.push({ workload: `Bulk resync ${tag}: CPU per entry, sender (fw1)`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower' });
+    rows.push({ workload: `Bulk resync ${tag}: CPU per entry, receiver (fw2, its STATS polls included)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
     rows.push({ workload: `Bulk resync ${tag}: rate`, values: pick(r, (x) => x.perS), unit: 'entries/s', digits: 0, better: 'higher', target: { text: '≥ 1×', ok: (c, ref) => c >= ref },
       notes: Object.fromEntries(KINDS.filter((k) => r[k] && r[k]!.got < BIG).map((k) => [k, `only ${r[k]!.got} arrived`])) });
   }

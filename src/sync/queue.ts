@@ -17,8 +17,9 @@ export abstract class QItem {
 }
 
 /**
- * The sync layer's bookkeeping for one cache object, kept in `obj.sync` for
- * the object's lifetime so requeueing never allocates.
+ * The sync layer's bookkeeping for one cache object, kept in `obj.sync` while
+ * the sync layer holds the object (queued, or sent and not yet acknowledged),
+ * so moving it between queues or requeueing it never allocates.
  */
 export class ObjItem extends QItem {
   readonly kind = 'obj' as const;
