@@ -9,8 +9,11 @@
 // are NEW when created and ALIVE once updated, for -e and for tests.
 import { EVENT, type Conntrack, type EventKind, type Expectation } from '../model/conntrack.js';
 import type { Clock } from '../util/clock.js';
-import { conntrackIdentity, expectationIdentity } from './hash.js';
-import { mergeConntrack, mergeExpectation } from './internal.js';
+import { CtFields, scanConntrackFields } from '../wire/ct-fields.js';
+import { decodeConntrackMsg } from '../wire/conntrack.js';
+import { ExternalCtTable } from './external-ct.js';
+import { expectationIdentity } from './hash.js';
+import { mergeExpectation } from './internal.js';
 import { CacheTable, type CacheEntry, type NoSpaceHandler } from './table.js';
 import { OBJ_STATE, type CacheObject, type CacheStats } from './types.js';
 
@@ -27,8 +30,10 @@ export const COMMIT_FALLBACK_TIMEOUT = 60;
 
 export class ExternalCache {
   private readonly clock: Clock;
-  private readonly ct: CacheTable<Conntrack>;
+  /** Conntracks in columns (external-ct.ts): the bulk of what a backup holds. */
+  private readonly ct: ExternalCtTable;
   private readonly exp: CacheTable<Expectation>;
+  private readonly fields = new CtFields();
 
   constructor(opts: ExternalCacheOptions) {
     this.clock = opts.clock;
@@ -38,13 +43,28 @@ export class ExternalCache {
       ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
       ...(opts.onNoSpace !== undefined ? { onNoSpace: opts.onNoSpace } : {}),
     };
-    this.ct = new CacheTable<Conntrack>({ ...common, kind: 'ct', ops: conntrackIdentity });
+    this.ct = new ExternalCtTable(common);
     this.exp = new CacheTable<Expectation>({ ...common, kind: 'exp', ops: expectationIdentity });
   }
 
-  /** A peer CT_NEW / CT_UPD / CT_DEL (as EVENT.NEW / UPDATE / DESTROY). Returns the entry, or null if removed/absent/no space. */
+  /**
+   * A peer CT_NEW / CT_UPD / CT_DEL (as EVENT.NEW / UPDATE / DESTROY). Returns
+   * a snapshot of the entry, or null if removed/absent/no space.
+   */
   applyCt(kind: EventKind, value: Conntrack): CacheObject<Conntrack> | null {
-    return apply(this.ct, kind, value, wholeMs(this.clock.now()), mergeConntrack);
+    const slot = this.ct.applyObject(kind, value, wholeMs(this.clock.now()));
+    return slot < 0 ? null : this.ct.snapshot(slot);
+  }
+
+  /**
+   * The receive path: the CT_NEW / CT_UPD / CT_DEL message at buf[off..off+len),
+   * applied without building a Conntrack when its attributes allow (nearly all
+   * do). Throws the decoder's WireError for a malformed message, changing nothing.
+   */
+  applyCtMessage(kind: EventKind, buf: Buffer, off: number, len: number): void {
+    const now = wholeMs(this.clock.now());
+    if (scanConntrackFields(buf, off, len, this.fields)) this.ct.applyFields(kind, this.fields, now);
+    else this.ct.applyObject(kind, decodeConntrackMsg(buf, off, len), now);
   }
 
   /** A peer EXP_NEW / EXP_UPD / EXP_DEL. */
@@ -52,17 +72,23 @@ export class ExternalCache {
     return apply(this.exp, kind, value, wholeMs(this.clock.now()), mergeExpectation);
   }
 
+  /** A snapshot of the entry with the identity of `value`, or null. */
   getCt(value: Conntrack): CacheObject<Conntrack> | null {
-    return this.ct.find(value);
+    const slot = this.ct.find(value);
+    return slot < 0 ? null : this.ct.snapshot(slot);
+  }
+
+  hasCt(value: Conntrack): boolean {
+    return this.ct.find(value) >= 0;
   }
 
   getExp(value: Expectation): CacheObject<Expectation> | null {
     return this.exp.find(value);
   }
 
-  /** `-e`: conntrack entries in a stable (insertion) order. */
-  cts(): IterableIterator<CacheObject<Conntrack>> {
-    return this.ct.entries();
+  /** `-e`: conntrack entries (snapshots) in a stable (insertion) order; nothing may change the cache meanwhile. */
+  *cts(): IterableIterator<CacheObject<Conntrack>> {
+    for (const slot of this.ct.slots()) yield this.ct.snapshot(slot);
   }
 
   /** `-e expect`. */
@@ -79,8 +105,8 @@ export class ExternalCache {
    */
   commitOrder(): CacheObject<Conntrack>[] {
     const out: CacheObject<Conntrack>[] = [];
-    for (let e = this.ct.first(); e !== null; e = e.lnext) if (!isRelated(e.value)) out.push(e);
-    for (let e = this.ct.first(); e !== null; e = e.lnext) if (isRelated(e.value)) out.push(e);
+    for (const slot of this.ct.slots()) if (!this.ct.isRelated(slot)) out.push(this.ct.snapshot(slot));
+    for (const slot of this.ct.slots()) if (this.ct.isRelated(slot)) out.push(this.ct.snapshot(slot));
     return out;
   }
 
@@ -132,10 +158,6 @@ export class ExternalCache {
  */
 function wholeMs(now: number): number {
   return Math.floor(now);
-}
-
-function isRelated(ct: Conntrack): boolean {
-  return ct.master !== undefined;
 }
 
 function apply<T>(t: CacheTable<T>, kind: EventKind, value: T, now: number, merge: (d: T, s: T) => void): CacheEntry<T> | null {

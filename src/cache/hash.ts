@@ -8,7 +8,7 @@
 // hashed straight from their canonical text (the model guarantees one text per
 // address, so text equality is address equality) and integers are mixed with
 // Math.imul. No string key is ever built.
-import { IPPROTO, type Conntrack, type Expectation, type Tuple } from '../model/conntrack.js';
+import { AF_INET, IPPROTO, type Conntrack, type Expectation, type Tuple } from '../model/conntrack.js';
 
 /** How a table hashes and compares its values (one pair per value kind, never per event). */
 export interface IdentityOps<T> {
@@ -56,7 +56,7 @@ function isIcmp(proto: number): boolean {
  * depends on the protocol, as in libnetfilter_conntrack's tuple comparison;
  * an absent field counts as 0.
  */
-function l4Word(t: Tuple): number {
+export function l4Word(t: Tuple): number {
   if (isIcmp(t.proto)) {
     return (((t.icmpType ?? 0) & 0xff) << 24) | (((t.icmpCode ?? 0) & 0xff) << 16) | ((t.icmpId ?? 0) & 0xffff);
   }
@@ -72,6 +72,20 @@ export function hashTuple(t: Tuple, zone: number, seed: number = FNV_OFFSET): nu
   h = mixString(Math.imul(h ^ 0x2f, FNV_PRIME), t.dst); // a separator so "1.2.3.4"+"5..." ≠ "1.2.3.45"+"..."
   h = mixInt(h, (t.l3 << 8) | (t.proto & 0xff));
   h = mixInt(h, l4Word(t));
+  h = mixInt(h, zone);
+  return finish(h);
+}
+
+/**
+ * Hash of an IPv4 identity given as numbers (the external cache's columns:
+ * cache/external-ct.ts). Addresses are u32 words here, not text, so it is a
+ * different function from hashTuple: one table uses one of them for IPv4.
+ */
+export function hashV4Identity(src: number, dst: number, proto: number, l4: number, zone: number): number {
+  let h = mixInt(FNV_OFFSET, src);
+  h = mixInt(h, dst);
+  h = mixInt(h, (AF_INET << 8) | (proto & 0xff));
+  h = mixInt(h, l4);
   h = mixInt(h, zone);
   return finish(h);
 }

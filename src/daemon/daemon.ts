@@ -382,7 +382,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
    */
   private mirrorCommitted(entries: readonly Conntrack[], since: number): void {
     for (const ct of entries) {
-      if (this.external.getCt(ct) === null) continue;
+      if (!this.external.hasCt(ct)) continue;
       const cur = this.internal.lookup(ct);
       if (cur !== null && this.internal.touchedSince(cur, since)) continue;
       this.internal.populate(ct);
@@ -533,6 +533,15 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     } else if (this.internalExp) {
       this.external.applyExp(kind, value as Expectation);
     }
+  }
+
+  /** The receive path's fast way: conntrack messages straight into the external cache, no Conntrack built. */
+  onPeerMessage(type: number, buf: Buffer, off: number, len: number): boolean {
+    if (type > MSG.CT_DEL || this.disableExternal) return false;
+    const kind = PEER_KIND[type];
+    if (kind === undefined) return false;
+    this.external.applyCtMessage(kind, buf, off, len);
+    return true;
   }
 
   onResyncRequest(): void {

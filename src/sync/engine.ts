@@ -19,7 +19,7 @@ import { newRecvCounters, walkDatagram, type RecvCounters } from '../wire/datagr
 import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeader, type NetHdr } from '../wire/header.js';
 import { msgTypeOf, type ObjectCodec } from './codec.js';
 import { AgeIndex } from './age.js';
-import { CtlItem, ObjItem, SyncQueue, type QItem, type SyncItem } from './queue.js';
+import { CtlItem, ItemPool, ObjItem, SyncQueue, type QItem, type SyncItem } from './queue.js';
 import { PeerSession, RecvSeq, type PeerSource } from './recv-seq.js';
 import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
 import type { SyncHost, SyncStats } from './types.js';
@@ -66,6 +66,8 @@ export interface EngineStats extends SyncStats {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Recycled queue items kept (~90 bytes each): more than FTFW's default send window holds. */
+const ITEM_POOL_MAX = 8192;
 const defaultSchedule = (fn: () => void): void => {
   setImmediate(fn);
 };
@@ -77,6 +79,8 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   protected readonly tx = new SyncQueue('txqueue');
   /** Entry order of held items, for the oldest-unacked age in O(1). */
   private readonly ages = new AgeIndex();
+  /** Queue items of objects the sync layer let go (see ItemPool). */
+  protected readonly items = new ItemPool(ITEM_POOL_MAX);
   protected readonly seq: SeqCounter;
   protected readonly writer: DatagramWriter;
   protected readonly recvSeq = new RecvSeq();
@@ -231,8 +235,8 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     if (it.obj.pins > 0) it.obj.pins--;
     // Out of every queue: the object no longer carries its item. Kept, it would cost every
     // cached connection an idle item for its whole life (~9 MB at 100k, most of the sender's
-    // heap growth); the next change allocates a new one, which usually dies young.
-    if (it.owner === null && it.obj.sync === it) it.obj.sync = null;
+    // heap growth); the pool hands it to the next object that changes.
+    if (it.owner === null) this.items.release(it);
     if (notify && it.obj.state === OBJ_STATE.DEAD) {
       try {
         this.host.release(it.obj);
@@ -350,14 +354,23 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   /** Decodes and hands a data message to the host; its seq has already been accepted. */
   private deliver(hdr: NetHdr, off: number): void {
+    if (this.host.onPeerMessage !== undefined) {
+      try {
+        if (this.host.onPeerMessage(hdr.type, this.cur, off, hdr.len)) return;
+      } catch (err) {
+        if (err instanceof WireError) this.malformedPayload(err, hdr);
+        else {
+          this.hostErrors++;
+          this.rlog.error('sync-peer-data', { err }, 'host.onPeerMessage failed');
+        }
+        return;
+      }
+    }
     let value;
     try {
       value = this.codec.decode(this.cur, off, hdr);
     } catch (err) {
-      this.recvCounters.malformed++;
-      this.recvCounters.malformedPayload++;
-      this.rlog.warn('sync-decode', { err: err instanceof WireError ? err.reason : String(err), seq: hdr.seq },
-        'malformed sync payload');
+      this.malformedPayload(err, hdr);
       return;
     }
     try {
@@ -366,6 +379,13 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
       this.hostErrors++;
       this.rlog.error('sync-peer-data', { err }, 'host.onPeerData failed');
     }
+  }
+
+  private malformedPayload(err: unknown, hdr: NetHdr): void {
+    this.recvCounters.malformed++;
+    this.recvCounters.malformedPayload++;
+    this.rlog.warn('sync-decode', { err: err instanceof WireError ? err.reason : String(err), seq: hdr.seq },
+      'malformed sync payload');
   }
 
   /** Calls the host's resync hook, counting (never propagating) its failures. */

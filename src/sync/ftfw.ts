@@ -5,7 +5,7 @@
 import type { CacheObject } from '../cache/types.js';
 import { FLAG, MSG, isDataType, seqAfter, seqBefore, type NetHdr } from '../wire/header.js';
 import { RECV, SyncEngine, type EngineOptions, type EngineStats, type RecvResult } from './engine.js';
-import { ObjItem, SyncQueue, type SyncItem } from './queue.js';
+import { SyncQueue, type SyncItem } from './queue.js';
 import { messageHash, SEQ, SeqStallGuard, type StallGuardOptions } from './recv-seq.js';
 import type { SyncMode } from './types.js';
 
@@ -89,7 +89,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
   }
 
   enqueue(obj: CacheObject): void {
-    const it = ObjItem.of(obj);
+    const it = this.items.of(obj);
     if (it.owner === this.tx) return; // keeps its place; sent with its newest state
     const fresh = it.owner === null;
     this.pin(it);

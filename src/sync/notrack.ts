@@ -4,7 +4,7 @@
 import type { CacheObject } from '../cache/types.js';
 import { FLAG, MSG, isDataType, type NetHdr } from '../wire/header.js';
 import { RECV, SyncEngine, type EngineOptions, type EngineStats, type RecvResult } from './engine.js';
-import { ObjItem, type SyncItem } from './queue.js';
+import type { SyncItem } from './queue.js';
 import type { SyncMode } from './types.js';
 
 export type NotrackOptions = EngineOptions;
@@ -17,7 +17,7 @@ export class Notrack extends SyncEngine implements SyncMode {
   }
 
   enqueue(obj: CacheObject): void {
-    const it = ObjItem.of(obj);
+    const it = this.items.of(obj);
     if (it.owner === this.tx) return;
     this.pin(it);
     this.tx.push(it);

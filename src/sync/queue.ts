@@ -25,17 +25,42 @@ export class ObjItem extends QItem {
   readonly kind = 'obj' as const;
   /** True while the sync layer holds a pin (obj.pins) on the object. */
   pinned = false;
-  constructor(readonly obj: CacheObject) {
+  /** The object; an item back in its ItemPool is reassigned to the next object. */
+  constructor(public obj: CacheObject) {
     super();
   }
+}
 
-  /** The item of `obj`, created on first use. */
-  static of(obj: CacheObject): ObjItem {
+/**
+ * Items of objects the sync layer has let go, for the next objects to take.
+ * A bulk send (resync, -B) puts 100k objects through the queues while only a
+ * send window's worth is held at a time: recycled items make that burst
+ * allocate next to nothing, where a new item per object cost the sender a
+ * quarter of its time in GC (items lived just long enough to be promoted).
+ */
+export class ItemPool {
+  private readonly free: ObjItem[] = [];
+
+  constructor(private readonly max: number) {}
+
+  /** The item of `obj`: its current one, a recycled one or a new one. */
+  of(obj: CacheObject): ObjItem {
     const s = obj.sync;
     if (s instanceof ObjItem && s.obj === obj) return s;
-    const it = new ObjItem(obj);
+    let it = this.free.pop();
+    if (it === undefined) it = new ObjItem(obj);
+    else it.obj = obj;
     obj.sync = it;
     return it;
+  }
+
+  /** `it` is out of every queue and unpinned: its object lets go of it, and it waits here for reuse. */
+  release(it: ObjItem): void {
+    if (it.obj.sync === it) it.obj.sync = null;
+    if (this.free.length >= this.max) return;
+    it.seq = 0;
+    it.at = 0;
+    this.free.push(it);
   }
 }
 

@@ -12,6 +12,14 @@ export interface SyncHost {
   readonly maxDatagram: number;
   /** A decoded data message from the peer (type is a wire MSG.* data type). */
   onPeerData(type: number, value: Conntrack | Expectation): void;
+  /**
+   * Optional: the data message at buf[off..off+len) before any decoding.
+   * Returns true when the host took it (then onPeerData is not called), false
+   * to have it decoded and handed to onPeerData. A WireError thrown here counts
+   * as a malformed payload, as a decode failure would. The buffer is the
+   * channel's: read it now, keep nothing that points into it.
+   */
+  onPeerMessage?(type: number, buf: Buffer, off: number, len: number): boolean;
   /** The peer asked for everything (RESYNC): the host enqueues every internal-cache object. */
   onResyncRequest(): void;
   /** The sync layer no longer needs `obj` (its CT_DEL/EXP_DEL was acknowledged, or it was dropped). */

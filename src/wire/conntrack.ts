@@ -280,7 +280,7 @@ const U32 = (buf: Buffer, at: number): number => buf.readUInt32BE(at);
  * a cached entry does not carry its own copy. Decoded values are therefore
  * read-only; the external cache replaces rather than updates them.
  */
-const TCP_STATE_ONLY: readonly TcpInfo[] = Array.from({ length: 256 }, (_, state) => Object.freeze({ state }));
+export const TCP_STATE_ONLY: readonly TcpInfo[] = Array.from({ length: 256 }, (_, state) => Object.freeze({ state }));
 
 function readSeqAdj(buf: Buffer, at: number): SeqAdj {
   return { correctionPos: U32(buf, at), offsetBefore: U32(buf, at + 4), offsetAfter: U32(buf, at + 8) };

@@ -1,0 +1,461 @@
+// The external cache's conntrack table, kept in columns (typed arrays indexed
+// by slot) instead of one object graph per entry.
+//
+// Why: this table only ever receives. A resync or a replication burst inserts
+// 100k+ entries that live until a commit or a flush, and as objects each cost
+// three allocations (entry, Conntrack, tuple; ~320 bytes) for the GC to copy
+// and then mark on every major collection: measured 25-33% of the receiver's
+// time in GC and twice conntrackd's peak RSS. In columns an entry is ~84 bytes
+// of typed arrays the GC never looks into, and the common message (IPv4 with
+// ports or ICMP ids, status, timeout, mark, TCP state, zone, NAT) goes from the
+// datagram into the columns without any object at all (wire/ct-fields.ts).
+//
+// Anything else (IPv6, helper, labels, master tuple, ...) is kept as the
+// decoded Conntrack in `objs[slot]`, with its identity also in the columns for
+// IPv4 (so a fast message finds it). Readers get Conntrack values built on
+// demand: -e, commit and tests, none of them on the receive path.
+//
+// Semantics are the object table's (cache/table.ts + external.ts): identity
+// = orig tuple + zone, insertion order for -e and commit, the same counters,
+// a hard limit reported through onNoSpace. Entries are never DEAD here.
+import { AF_INET, type Conntrack, type EventKind, EVENT } from '../model/conntrack.js';
+import { CTF, CtFields, conntrackFromFields, fieldsL4Word, ipv4ValueOf } from '../wire/ct-fields.js';
+import { conntrackIdentityEquals, ctZone, hashConntrack, hashV4Identity, l4Word } from './hash.js';
+import { mergeConntrack } from './internal.js';
+import { DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, emptyStats, type NoSpaceHandler } from './table.js';
+import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
+
+const NIL = -1;
+const MIN_SLOTS = 1024;
+
+function pow2AtLeast(n: number): number {
+  let p = 16;
+  while (p < n && p < 1 << 30) p <<= 1;
+  return p;
+}
+
+/** A column of `n` slots keeping the first `keep` of `a`. */
+function resized<T extends Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array>(a: T, n: number, keep: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  if (keep > 0) b.set(a.subarray(0, keep));
+  return b;
+}
+
+export interface ExternalCtTableOptions {
+  hashSize?: number;
+  limit?: number;
+  onNoSpace?: NoSpaceHandler;
+}
+
+export class ExternalCtTable {
+  readonly limit: number;
+  readonly stats: CacheStats = emptyStats();
+  private readonly onNoSpace: NoSpaceHandler | undefined;
+  private readonly initialSlots: number;
+  private readonly initialBuckets: number;
+  private readonly maxBuckets: number;
+
+  private buckets: Int32Array;
+  private mask: number;
+  private count = 0;
+  private cap = 0;
+  /** Slots below this index have been handed out at least once. */
+  private used = 0;
+  /** Free slots, linked through hnext. */
+  private freeHead = NIL;
+  private head = NIL;
+  private tail = NIL;
+
+  // Bookkeeping columns.
+  private hash = new Int32Array(0);
+  private hnext = new Int32Array(0);
+  private lprev = new Int32Array(0);
+  private lnext = new Int32Array(0);
+  private firstSeen = new Float64Array(0);
+  private lastUpdate = new Float64Array(0);
+  private state = new Uint8Array(0);
+  // Identity: l3 is 0 for a free slot; for IPv6 entries only l3 and hash are set (the rest is in objs).
+  private l3 = new Uint8Array(0);
+  private src = new Int32Array(0);
+  private dst = new Int32Array(0);
+  private proto = new Uint8Array(0);
+  /** Ports, or ICMP type/code/id (cache/hash.ts l4Word). */
+  private l4 = new Int32Array(0);
+  /** The identity zone (ctZone); for a column entry with CTF.ZONE, also its zone. */
+  private zone = new Uint16Array(0);
+  // Values of column entries (objs[slot] undefined).
+  private bits = new Uint16Array(0);
+  private status = new Uint32Array(0);
+  private timeout = new Uint32Array(0);
+  private mark = new Uint32Array(0);
+  private tcpState = new Uint8Array(0);
+  private snatAddr = new Uint32Array(0);
+  private dnatAddr = new Uint32Array(0);
+  private snatPort = new Uint16Array(0);
+  private dnatPort = new Uint16Array(0);
+  /** Entries kept as objects (attributes beyond CtFields, or given as objects). */
+  private objs: (Conntrack | undefined)[] = [];
+
+  private readonly scratch = new CtFields();
+
+  constructor(opts: ExternalCtTableOptions = {}) {
+    this.limit = Math.max(1, opts.limit ?? DEFAULT_HASH_LIMIT);
+    this.onNoSpace = opts.onNoSpace;
+    this.initialBuckets = pow2AtLeast(opts.hashSize ?? DEFAULT_HASH_SIZE);
+    this.maxBuckets = Math.max(this.initialBuckets, pow2AtLeast(this.limit));
+    this.initialSlots = Math.min(this.limit, Math.max(MIN_SLOTS, Math.min(this.initialBuckets, 65536)));
+    this.buckets = new Int32Array(this.initialBuckets).fill(NIL);
+    this.mask = this.initialBuckets - 1;
+    this.resize(this.initialSlots);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get bucketCount(): number {
+    return this.buckets.length;
+  }
+
+  // ---- applying peer messages ----
+
+  /** A message in CtFields form (from scanConntrackFields). */
+  applyFields(kind: EventKind, f: CtFields, now: number): number {
+    const src = f.src | 0;
+    const dst = f.dst | 0;
+    const l4 = fieldsL4Word(f);
+    const zone = f.bits & CTF.ZONE ? f.zone : 0;
+    const h = hashV4Identity(src, dst, f.proto, l4, zone) | 0;
+    const i = this.findV4(h, src, dst, f.proto, l4, zone);
+    switch (kind) {
+      case EVENT.NEW:
+        if (i === NIL) return this.insertFields(f, h, src, dst, l4, zone, now);
+        this.countReplaced();
+        this.writeFields(i, f);
+        this.state[i] = OBJ_STATE.NEW;
+        this.firstSeen[i] = now;
+        this.lastUpdate[i] = now;
+        return i;
+      case EVENT.UPDATE:
+        if (i === NIL) return this.insertFields(f, h, src, dst, l4, zone, now);
+        if (this.objs[i] === undefined) this.mergeFields(i, f);
+        else mergeConntrack(this.objs[i]!, conntrackFromFields(f));
+        this.touched(i, now);
+        return i;
+      case EVENT.DESTROY:
+        return this.destroy(i);
+      default:
+        return NIL;
+    }
+  }
+
+  /** A message as a decoded Conntrack (any family, any attributes). */
+  applyObject(kind: EventKind, ct: Conntrack, now: number): number {
+    const v4 = ct.orig.l3 === AF_INET;
+    const src = v4 ? ipv4ValueOf(ct.orig.src) | 0 : 0;
+    const dst = v4 ? ipv4ValueOf(ct.orig.dst) | 0 : 0;
+    const l4 = v4 ? l4Word(ct.orig) : 0;
+    const zone = ctZone(ct);
+    const h = (v4 ? hashV4Identity(src, dst, ct.orig.proto, l4, zone) : hashConntrack(ct)) | 0;
+    const i = v4 ? this.findV4(h, src, dst, ct.orig.proto, l4, zone) : this.findOther(h, ct);
+    switch (kind) {
+      case EVENT.NEW:
+        if (i === NIL) return this.insertObject(ct, h, src, dst, l4, zone, now);
+        this.countReplaced();
+        this.objs[i] = ct;
+        this.bits[i] = 0;
+        this.state[i] = OBJ_STATE.NEW;
+        this.firstSeen[i] = now;
+        this.lastUpdate[i] = now;
+        return i;
+      case EVENT.UPDATE: {
+        if (i === NIL) return this.insertObject(ct, h, src, dst, l4, zone, now);
+        let cur = this.objs[i];
+        if (cur === undefined) {
+          cur = conntrackFromFields(this.fieldsOf(i));
+          this.objs[i] = cur;
+          this.bits[i] = 0;
+        }
+        mergeConntrack(cur, ct);
+        this.touched(i, now);
+        return i;
+      }
+      case EVENT.DESTROY:
+        return this.destroy(i);
+      default:
+        return NIL;
+    }
+  }
+
+  /** The slot holding the identity of `ct`, or -1. */
+  find(ct: Conntrack): number {
+    if (ct.orig.l3 !== AF_INET) return this.findOther(hashConntrack(ct) | 0, ct);
+    const src = ipv4ValueOf(ct.orig.src) | 0;
+    const dst = ipv4ValueOf(ct.orig.dst) | 0;
+    const l4 = l4Word(ct.orig);
+    const zone = ctZone(ct);
+    return this.findV4(hashV4Identity(src, dst, ct.orig.proto, l4, zone) | 0, src, dst, ct.orig.proto, l4, zone);
+  }
+
+  // ---- reading ----
+
+  /** The entry at `slot` as a CacheObject (a snapshot: later changes do not show in it). */
+  snapshot(slot: number): CacheObject<Conntrack> {
+    return {
+      kind: 'ct', value: this.valueOf(slot), state: this.state[slot] as ObjState,
+      firstSeen: this.firstSeen[slot]!, lastUpdate: this.lastUpdate[slot]!, sync: null, pins: 0,
+    };
+  }
+
+  /** The entry's Conntrack: its own object, or one built from its columns. */
+  valueOf(slot: number): Conntrack {
+    return this.objs[slot] ?? conntrackFromFields(this.fieldsOf(slot));
+  }
+
+  /** True when the entry at `slot` is a related connection (has a master tuple). */
+  isRelated(slot: number): boolean {
+    return this.objs[slot]?.master !== undefined;
+  }
+
+  /** Slots in insertion order. The table must not change while the walk goes on. */
+  *slots(): IterableIterator<number> {
+    for (let i = this.head; i !== NIL;) {
+      const next = this.lnext[i]!;
+      yield i;
+      i = next;
+    }
+  }
+
+  /** Removes everything; every entry counts as a deletion. Returns how many. */
+  clear(): number {
+    const n = this.count;
+    this.stats.active -= n;
+    this.stats.deleteOk += n;
+    this.count = 0;
+    this.stats.total = 0;
+    this.head = this.tail = this.freeHead = NIL;
+    this.used = 0;
+    this.cap = 0;
+    this.objs = [];
+    // Back to the initial size: a flushed cache gives its memory back.
+    this.buckets = new Int32Array(this.initialBuckets).fill(NIL);
+    this.mask = this.initialBuckets - 1;
+    this.resize(this.initialSlots);
+    return n;
+  }
+
+  // ---- internals ----
+
+  private findV4(h: number, src: number, dst: number, proto: number, l4: number, zone: number): number {
+    for (let i = this.buckets[h & this.mask]!; i !== NIL; i = this.hnext[i]!) {
+      if (this.hash[i] === h && this.l3[i] === AF_INET && this.src[i] === src && this.dst[i] === dst &&
+        this.proto[i] === proto && this.l4[i] === l4 && this.zone[i] === zone) return i;
+    }
+    return NIL;
+  }
+
+  private findOther(h: number, ct: Conntrack): number {
+    for (let i = this.buckets[h & this.mask]!; i !== NIL; i = this.hnext[i]!) {
+      if (this.hash[i] === h && this.l3[i] !== AF_INET && conntrackIdentityEquals(this.objs[i]!, ct)) return i;
+    }
+    return NIL;
+  }
+
+  /** The columns of a column entry as CtFields (the table's scratch: use before the next call). */
+  private fieldsOf(i: number): CtFields {
+    const f = this.scratch;
+    const b = this.bits[i]!;
+    const l4 = this.l4[i]!;
+    f.bits = b;
+    f.src = this.src[i]! >>> 0;
+    f.dst = this.dst[i]! >>> 0;
+    f.proto = this.proto[i]!;
+    f.sport = l4 >>> 16;
+    f.dport = l4 & 0xffff;
+    f.icmpType = l4 >>> 24;
+    f.icmpCode = (l4 >>> 16) & 0xff;
+    f.icmpId = l4 & 0xffff;
+    f.status = this.status[i]!;
+    f.timeout = this.timeout[i]!;
+    f.mark = this.mark[i]!;
+    f.tcpState = this.tcpState[i]!;
+    f.zone = this.zone[i]!;
+    f.snatAddr = this.snatAddr[i]!;
+    f.snatPort = this.snatPort[i]!;
+    f.dnatAddr = this.dnatAddr[i]!;
+    f.dnatPort = this.dnatPort[i]!;
+    return f;
+  }
+
+  /** Every value column from `f`: the entry becomes exactly that message. */
+  private writeFields(i: number, f: CtFields): void {
+    // Written only over an object: objs stays as short as the highest object slot.
+    if (this.objs[i] !== undefined) this.objs[i] = undefined;
+    this.bits[i] = f.bits;
+    this.status[i] = f.status;
+    this.timeout[i] = f.timeout;
+    this.mark[i] = f.mark;
+    this.tcpState[i] = f.tcpState;
+    this.snatAddr[i] = f.snatAddr;
+    this.snatPort[i] = f.snatPort;
+    this.dnatAddr[i] = f.dnatAddr;
+    this.dnatPort[i] = f.dnatPort;
+  }
+
+  /** The fields `f` carries overwrite the entry's (mergeConntrack's rule); identity fields are equal. */
+  private mergeFields(i: number, f: CtFields): void {
+    const b = f.bits;
+    if (b & CTF.STATUS) this.status[i] = f.status;
+    if (b & CTF.TIMEOUT) this.timeout[i] = f.timeout;
+    if (b & CTF.MARK) this.mark[i] = f.mark;
+    if (b & CTF.TCP_STATE) this.tcpState[i] = f.tcpState;
+    if (b & CTF.SNAT_ADDR) this.snatAddr[i] = f.snatAddr;
+    if (b & CTF.SNAT_PORT) this.snatPort[i] = f.snatPort;
+    if (b & CTF.DNAT_ADDR) this.dnatAddr[i] = f.dnatAddr;
+    if (b & CTF.DNAT_PORT) this.dnatPort[i] = f.dnatPort;
+    this.bits[i] = this.bits[i]! | b;
+  }
+
+  private touched(i: number, now: number): void {
+    this.state[i] = OBJ_STATE.ALIVE;
+    this.lastUpdate[i] = now;
+    this.stats.updateOk++;
+  }
+
+  /** CT_NEW over an existing entry: conntrackd counts it destroyed + created. */
+  private countReplaced(): void {
+    this.stats.deleteOk++;
+    this.stats.createOk++;
+  }
+
+  private destroy(i: number): number {
+    if (i === NIL) {
+      this.stats.deleteNotFound++;
+      return NIL;
+    }
+    this.remove(i);
+    return NIL;
+  }
+
+  private insertFields(f: CtFields, h: number, src: number, dst: number, l4: number, zone: number, now: number): number {
+    const i = this.insertSlot(h, AF_INET, src, dst, f.proto, l4, zone, now);
+    if (i !== NIL) this.writeFields(i, f);
+    return i;
+  }
+
+  private insertObject(ct: Conntrack, h: number, src: number, dst: number, l4: number, zone: number, now: number): number {
+    const i = this.insertSlot(h, ct.orig.l3, src, dst, ct.orig.proto, l4, zone, now);
+    if (i !== NIL) {
+      this.objs[i] = ct;
+      this.bits[i] = 0;
+    }
+    return i;
+  }
+
+  private insertSlot(h: number, l3: number, src: number, dst: number, proto: number, l4: number, zone: number,
+    now: number): number {
+    if (this.count >= this.limit) {
+      this.stats.createFailed++;
+      this.stats.noSpace++;
+      this.onNoSpace?.('external', this.limit, this.stats.noSpace);
+      return NIL;
+    }
+    if (this.count >= this.buckets.length && this.buckets.length < this.maxBuckets) this.growBuckets();
+    let i = this.freeHead;
+    if (i !== NIL) {
+      this.freeHead = this.hnext[i]!;
+    } else {
+      if (this.used === this.cap) this.resize(Math.min(this.limit, this.cap * 2));
+      i = this.used++;
+    }
+    this.hash[i] = h;
+    this.l3[i] = l3;
+    this.src[i] = src;
+    this.dst[i] = dst;
+    this.proto[i] = proto;
+    this.l4[i] = l4;
+    this.zone[i] = zone;
+    this.state[i] = OBJ_STATE.NEW;
+    this.firstSeen[i] = now;
+    this.lastUpdate[i] = now;
+    const b = h & this.mask;
+    this.hnext[i] = this.buckets[b]!;
+    this.buckets[b] = i;
+    this.lprev[i] = this.tail;
+    this.lnext[i] = NIL;
+    if (this.tail !== NIL) this.lnext[this.tail] = i;
+    else this.head = i;
+    this.tail = i;
+    this.count++;
+    this.stats.total = this.count;
+    this.stats.active++;
+    this.stats.createOk++;
+    return i;
+  }
+
+  private remove(i: number): void {
+    const b = this.hash[i]! & this.mask;
+    let p = this.buckets[b]!;
+    if (p === i) {
+      this.buckets[b] = this.hnext[i]!;
+    } else {
+      while (p !== NIL && this.hnext[p] !== i) p = this.hnext[p]!;
+      if (p !== NIL) this.hnext[p] = this.hnext[i]!;
+    }
+    const prev = this.lprev[i]!;
+    const next = this.lnext[i]!;
+    if (prev !== NIL) this.lnext[prev] = next;
+    else this.head = next;
+    if (next !== NIL) this.lprev[next] = prev;
+    else this.tail = prev;
+    this.l3[i] = 0;
+    if (this.objs[i] !== undefined) this.objs[i] = undefined;
+    this.hnext[i] = this.freeHead;
+    this.freeHead = i;
+    this.count--;
+    this.stats.total = this.count;
+    this.stats.active--;
+    this.stats.deleteOk++;
+  }
+
+  private growBuckets(): void {
+    const size = Math.min(this.buckets.length * 4, this.maxBuckets);
+    const buckets = new Int32Array(size).fill(NIL);
+    const mask = size - 1;
+    for (let i = this.head; i !== NIL; i = this.lnext[i]!) {
+      const b = this.hash[i]! & mask;
+      this.hnext[i] = buckets[b]!;
+      buckets[b] = i;
+    }
+    this.buckets = buckets;
+    this.mask = mask;
+  }
+
+  /** Gives every column `n` slots, keeping the slots handed out so far. */
+  private resize(n: number): void {
+    const keep = Math.min(this.used, n);
+    this.hash = resized(this.hash, n, keep);
+    this.hnext = resized(this.hnext, n, keep);
+    this.lprev = resized(this.lprev, n, keep);
+    this.lnext = resized(this.lnext, n, keep);
+    this.firstSeen = resized(this.firstSeen, n, keep);
+    this.lastUpdate = resized(this.lastUpdate, n, keep);
+    this.state = resized(this.state, n, keep);
+    this.l3 = resized(this.l3, n, keep);
+    this.src = resized(this.src, n, keep);
+    this.dst = resized(this.dst, n, keep);
+    this.proto = resized(this.proto, n, keep);
+    this.l4 = resized(this.l4, n, keep);
+    this.zone = resized(this.zone, n, keep);
+    this.bits = resized(this.bits, n, keep);
+    this.status = resized(this.status, n, keep);
+    this.timeout = resized(this.timeout, n, keep);
+    this.mark = resized(this.mark, n, keep);
+    this.tcpState = resized(this.tcpState, n, keep);
+    this.snatAddr = resized(this.snatAddr, n, keep);
+    this.dnatAddr = resized(this.dnatAddr, n, keep);
+    this.snatPort = resized(this.snatPort, n, keep);
+    this.dnatPort = resized(this.dnatPort, n, keep);
+    this.cap = n;
+  }
+}
