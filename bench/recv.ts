@@ -81,8 +81,8 @@ for (let r = 0; r < ROUNDS; r++) {
     },
     // The daemon's way (straight into the cache's columns); --decode measures a Conntrack per message.
     ...(DECODE ? {} : {
-      onPeerMessage: (type: number, buf: Buffer, off: number, len: number): boolean => {
-        ext.applyCtMessage(PEER_KIND[type]!, buf, off, len);
+      onPeerMessage: (type: number, buf: Buffer, off: number, len: number, at: number): boolean => {
+        ext.applyCtMessage(PEER_KIND[type]!, buf, off, len, at);
         return true;
       },
     }),

@@ -39,6 +39,8 @@ const ONLY = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 /** `--kinds=ctsync` skips the conntrackd pair (profiling iterations; the table then has one column). */
 const KINDS = (argv.find((a) => a.startsWith('--kinds='))?.slice(8).split(',') ?? ['conntrackd', 'ctsync']) as DaemonKind[];
 /** `--sizes=100000` replaces the replicate sizes. */
+/** Profiling aid: repeat the bulk resync this many times (the last one is measured). */
+const RESYNC_REPEAT = Number(argv.find((a) => a.startsWith('--resync-repeat='))?.slice(16) ?? 1);
 const SIZES = argv.find((a) => a.startsWith('--sizes='))?.slice(8).split(',').map(Number) ?? (QUICK ? [10_000] : [10_000, 100_000, 250_000]);
 /** Entries of the warm-up burst before the steady-state replication rows. */
 const WARM = 20_000;
@@ -430,6 +432,11 @@ interface ResyncResult {
 async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
   return withPair(kind, 's', async (p) => {
     await prefill(p, n);
+    for (let k = 1; k < RESYNC_REPEAT; k++) {
+      await p.b.request(CTL.CT_FLUSH_EXT_CACHE, 60_000);
+      await p.b.request(CTL.REQUEST_DUMP, 60_000);
+      await waitExternal(p.b, n, { startMs: now(), boundMs: 120_000, stepMs: 50 });
+    }
     await p.b.request(CTL.CT_FLUSH_EXT_CACHE, 60_000); // -f external
     const tf = now();
     while ((await p.b.cacheCount('external')) !== 0) {

@@ -60,9 +60,10 @@ export class ExternalCache {
    * The receive path: the CT_NEW / CT_UPD / CT_DEL message at buf[off..off+len),
    * applied without building a Conntrack when its attributes allow (nearly all
    * do). Throws the decoder's WireError for a malformed message, changing nothing.
+   * `at`: the clock time it arrived, if the caller has read the clock already.
    */
-  applyCtMessage(kind: EventKind, buf: Buffer, off: number, len: number): void {
-    const now = wholeMs(this.clock.now());
+  applyCtMessage(kind: EventKind, buf: Buffer, off: number, len: number, at: number = this.clock.now()): void {
+    const now = wholeMs(at);
     if (scanConntrackFields(buf, off, len, this.fields)) this.ct.applyFields(kind, this.fields, now);
     else this.ct.applyObject(kind, decodeConntrackMsg(buf, off, len), now);
   }

@@ -437,18 +437,14 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       }, (e) => this.rl.error('bulk', { err: e }, 'bulk send: kernel dump failed'));
       return 0;
     }
-    let n = 0;
-    for (const obj of this.internal.all()) {
-      this.sync.enqueue(obj);
-      n++;
-    }
-    if (this.internalExp) {
-      for (const obj of this.internalExp.all()) {
-        this.sync.enqueue(obj);
-        n++;
-      }
-    }
-    return n;
+    this.sync.enqueueAll(this.everything());
+    return this.internal.size + (this.internalExp?.size ?? 0);
+  }
+
+  /** What a bulk send walks: conntracks, then expectations (their masters first, as conntrackd). */
+  private *everything(): IterableIterator<CacheObject> {
+    yield* this.internal.all();
+    if (this.internalExp) yield* this.internalExp.all();
   }
 
   /**
@@ -536,11 +532,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   }
 
   /** The receive path's fast way: conntrack messages straight into the external cache, no Conntrack built. */
-  onPeerMessage(type: number, buf: Buffer, off: number, len: number): boolean {
+  onPeerMessage(type: number, buf: Buffer, off: number, len: number, at: number): boolean {
     if (type > MSG.CT_DEL || this.disableExternal) return false;
     const kind = PEER_KIND[type];
     if (kind === undefined) return false;
-    this.external.applyCtMessage(kind, buf, off, len);
+    this.external.applyCtMessage(kind, buf, off, len, at);
     return true;
   }
 

@@ -88,14 +88,13 @@ export class Ftfw extends SyncEngine implements SyncMode {
     this.guard = opts.seqRecovery === false ? null : new SeqStallGuard(opts.seqRecovery ?? {});
   }
 
-  enqueue(obj: CacheObject): void {
+  protected queueObject(obj: CacheObject): void {
     const it = this.items.of(obj);
     if (it.owner === this.tx) return; // keeps its place; sent with its newest state
     const fresh = it.owner === null;
     this.pin(it);
     this.tx.push(it); // from the rs queue too: only the newest state is (re)sent
     if (fresh) this.entered(it);
-    this.kick();
   }
 
   stats(): EngineStats {
@@ -119,7 +118,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
   protected override mayStartData(): boolean {
     // Only a backlog larger than the window (a bulk send) is paced: a steady
     // event stream goes out at once, as conntrackd sends it.
-    if (this.rs.len < this.sendWindow + this.stallCredit || this.tx.len < this.sendWindow) return true;
+    if (this.rs.len < this.sendWindow + this.stallCredit || this.backlog(this.sendWindow) < this.sendWindow) return true;
     // Full, and no acknowledgment for an alive interval: the peer may have
     // nothing left to acknowledge (its ACK was lost). Send on, one window at a
     // time, so its next window-full ACK comes, as conntrackd (which never
@@ -389,7 +388,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
       // The peer is taking our data: the send window slides (held-back data may go).
       this.fullSince = -1;
       this.stallCredit = 0;
-      if (this.tx.len > 0) this.kick();
+      if (this.hasBacklog()) this.kick();
     }
     if (resent > 0) {
       this.resends += resent;

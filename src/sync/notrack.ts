@@ -16,13 +16,12 @@ export class Notrack extends SyncEngine implements SyncMode {
     super(opts);
   }
 
-  enqueue(obj: CacheObject): void {
+  protected queueObject(obj: CacheObject): void {
     const it = this.items.of(obj);
     if (it.owner === this.tx) return;
     this.pin(it);
     this.tx.push(it);
     this.entered(it);
-    this.kick();
   }
 
   stats(): EngineStats {

@@ -17,9 +17,10 @@ export interface SyncHost {
    * Returns true when the host took it (then onPeerData is not called), false
    * to have it decoded and handed to onPeerData. A WireError thrown here counts
    * as a malformed payload, as a decode failure would. The buffer is the
-   * channel's: read it now, keep nothing that points into it.
+   * channel's: read it now, keep nothing that points into it. `at` is the
+   * clock time the datagram arrived.
    */
-  onPeerMessage?(type: number, buf: Buffer, off: number, len: number): boolean;
+  onPeerMessage?(type: number, buf: Buffer, off: number, len: number, at: number): boolean;
   /** The peer asked for everything (RESYNC): the host enqueues every internal-cache object. */
   onResyncRequest(): void;
   /** The sync layer no longer needs `obj` (its CT_DEL/EXP_DEL was acknowledged, or it was dropped). */
@@ -65,6 +66,13 @@ export interface SyncMode {
   stop(): void;
   /** A local change to an internal-cache object: (re)queue it for sending at the next transmit round. */
   enqueue(obj: CacheObject): void;
+  /**
+   * A bulk send (resync, -B): every object `objects` yields, taken from it as
+   * they can go out rather than queued all at once. The iterable is walked
+   * across event-loop turns, so it must tolerate the cache changing meanwhile
+   * (the caches' all() does). A second call restarts from the new iterable.
+   */
+  enqueueAll(objects: Iterable<CacheObject>): void;
   /** A datagram from the channel and its source. Never throws: malformed input is counted. */
   receive(datagram: Buffer, from?: { address: string; port: number }): void;
   /** `-n`: ask the peer for a full resync. */

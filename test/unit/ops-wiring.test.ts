@@ -53,7 +53,7 @@ class FakeDaemon extends EventEmitter<{ commit: [report: CommitReport] }> implem
     this.startedAt = clock.now();
     const self = this;
     this.sync = {
-      name: 'ftfw', start() {}, stop() {}, enqueue() {}, receive() {}, rsQueueLines: () => [],
+      name: 'ftfw', start() {}, stop() {}, enqueue() {}, enqueueAll() {}, receive() {}, rsQueueLines: () => [],
       requestResync() { self.calls.push('requestResync'); },
       stats: () => this.st,
     };

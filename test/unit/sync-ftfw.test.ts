@@ -1,6 +1,7 @@
 // FTFW state machine: every transition, checked on the wire bytes against the
 // conntrackd 1.4.7 capture (spec vectors D1–D3, D11, D12) where it is observable.
 import { describe, expect, it } from 'vitest';
+import type { CacheObject } from '../../src/cache/types.js';
 import { OBJ_STATE } from '../../src/cache/types.js';
 import { Ftfw } from '../../src/sync/ftfw.js';
 import type { EngineStats } from '../../src/sync/engine.js';
@@ -755,6 +756,55 @@ describe('ftfw send window', () => {
     p.clock.advance(5000);
     expect(p.b.external.size).toBe(5000);
     expect(st(p.a).txQueueLen).toBe(0);
+  });
+
+  it('a bulk send (enqueueAll) is taken from its iterator as the window opens, and gets everything across', () => {
+    const p = handshake({ ftfwA: { sendWindow: 1000 } });
+    for (let i = 0; i < 5000; i++) p.a.create(i);
+    p.clock.advance(5000);
+    expect(p.b.external.size).toBe(5000);
+    p.b.external.clear();
+    let pulled = 0;
+    const objs = [...p.a.internal.values()];
+    function* walk(): IterableIterator<CacheObject> {
+      for (const o of objs) {
+        pulled++;
+        yield o;
+      }
+    }
+    p.link.dropIf = (d) => d.from === 'b'; // no ACKs: the window stays full
+    p.a.engine.enqueueAll(walk());
+    p.clock.advance(5);
+    // Not read all at once: about a window in flight plus a batch queued.
+    expect(pulled).toBeLessThan(5000);
+    expect(st(p.a).rsQueueLen).toBeLessThanOrEqual(1000);
+    // A change during the bulk send goes out with its newest state, once.
+    p.a.update(4999, 7);
+    p.link.dropIf = null;
+    p.clock.advance(5000);
+    expect(pulled).toBe(5000);
+    expect(p.b.external.size).toBe(5000);
+    expect(p.b.external.get(4999)).toBe(7);
+    expect(st(p.a).txQueueLen).toBe(0);
+  });
+
+  it('a second enqueueAll restarts the bulk send; stop() ends it', () => {
+    const p = handshake({ ftfwA: { sendWindow: 1000 } });
+    for (let i = 0; i < 3000; i++) p.a.create(i);
+    p.clock.advance(5000);
+    p.b.external.clear();
+    p.link.dropIf = (d) => d.from === 'b';
+    p.a.engine.enqueueAll(p.a.internal.values());
+    p.clock.advance(5);
+    p.a.engine.enqueueAll(p.a.internal.values());
+    p.link.dropIf = null;
+    p.clock.advance(5000);
+    expect(p.b.external.size).toBe(3000);
+    p.b.external.clear();
+    p.a.engine.enqueueAll(p.a.internal.values());
+    p.a.engine.stop();
+    p.clock.advance(5000);
+    expect(p.b.external.size).toBe(0);
   });
 
   it('sendWindow 0 sends everything at once (conntrackd)', () => {
