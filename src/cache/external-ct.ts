@@ -18,14 +18,17 @@
 // Semantics are the object table's (cache/table.ts + external.ts): identity
 // = orig tuple + zone, insertion order for -e and commit, the same counters,
 // a hard limit reported through onNoSpace. Entries are never DEAD here.
-import { AF_INET, type Conntrack, type EventKind, EVENT } from '../model/conntrack.js';
-import { CTF, CtFields, conntrackFromFields, fieldsL4Word, ipv4ValueOf } from '../wire/ct-fields.js';
+import { AF_INET, IPPROTO, type Conntrack, type EventKind, EVENT } from '../model/conntrack.js';
+import { ipv4Value as ipv4ValueOf } from '../netlink/nlattr.js';
+import { CTF, CtFields, conntrackFromFields, fieldsL4Word } from '../wire/ct-fields.js';
 import { conntrackIdentityEquals, ctZone, hashConntrack, hashV4Identity, l4Word } from './hash.js';
 import { mergeConntrack } from './internal.js';
 import { DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, emptyStats, type NoSpaceHandler } from './table.js';
 import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
 
 const NIL = -1;
+/** Fields that make a create more than the plain one (ct-write-fast.ts isPlainCreate). */
+const NOT_PLAIN = CTF.ZONE | CTF.SNAT_ADDR | CTF.SNAT_PORT | CTF.DNAT_ADDR | CTF.DNAT_PORT;
 const MIN_SLOTS = 1024;
 
 function pow2AtLeast(n: number): number {
@@ -215,6 +218,41 @@ export class ExternalCtTable {
   /** True when the entry at `slot` is a related connection (has a master tuple). */
   isRelated(slot: number): boolean {
     return this.objs[slot]?.master !== undefined;
+  }
+
+  /**
+   * Commit order: slots of entries without a master tuple, then of related
+   * ones, each in insertion order. A plan, not a snapshot: by the time a slot
+   * is read the entry may be gone (isLive false) or the slot reused.
+   */
+  commitSlots(): Int32Array {
+    const out = new Int32Array(this.count);
+    let n = 0;
+    for (let i = this.head; i !== NIL; i = this.lnext[i]!) if (!this.isRelated(i)) out[n++] = i;
+    for (let i = this.head; i !== NIL; i = this.lnext[i]!) if (this.isRelated(i)) out[n++] = i;
+    return out;
+  }
+
+  /** See ExternalCache.plainFieldsAt. */
+  plainFields(slot: number): CtFields | null {
+    if (this.objs[slot] !== undefined || this.l3[slot] !== AF_INET) return null;
+    const p = this.proto[slot]!;
+    if (p !== IPPROTO.TCP && p !== IPPROTO.UDP && p !== IPPROTO.UDPLITE) return null;
+    if ((this.bits[slot]! & NOT_PLAIN) !== 0) return null;
+    return this.fieldsOf(slot);
+  }
+
+  lastUpdateOf(slot: number): number {
+    return this.lastUpdate[slot]!;
+  }
+
+  familyOf(slot: number): number {
+    return this.l3[slot]!;
+  }
+
+  /** True while `slot` holds an entry. */
+  isLive(slot: number): boolean {
+    return slot >= 0 && slot < this.used && this.l3[slot] !== 0;
   }
 
   /** Slots in insertion order. The table must not change while the walk goes on. */

@@ -100,15 +100,53 @@ export class ExternalCache {
   /**
    * Commit order (§5.2): first every entry without a master tuple, then the
    * related ones, so a master exists in the kernel before what it expects.
-   * A snapshot array, so the committer may work through it in steps while
-   * the cache keeps changing. "Related" means a master tuple is set, as in
-   * conntrackd (the IPS_EXPECTED bit alone does not count: commit clears it).
+   * "Related" means a master tuple is set, as in conntrackd (the IPS_EXPECTED
+   * bit alone does not count: commit clears it).
+   *
+   * The order is fixed when the walk starts; each entry is read (a snapshot)
+   * only when the walk reaches it, so a commit builds its kernel entries a
+   * batch at a time instead of holding 100k snapshots at once, and an entry
+   * the peer deletes while the commit runs is skipped.
    */
-  commitOrder(): CacheObject<Conntrack>[] {
-    const out: CacheObject<Conntrack>[] = [];
-    for (const slot of this.ct.slots()) if (!this.ct.isRelated(slot)) out.push(this.ct.snapshot(slot));
-    for (const slot of this.ct.slots()) if (this.ct.isRelated(slot)) out.push(this.ct.snapshot(slot));
-    return out;
+  *commitOrder(): IterableIterator<CacheObject<Conntrack>> {
+    const slots = this.ct.commitSlots();
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[k]!;
+      if (this.ct.isLive(slot)) yield this.ct.snapshot(slot);
+    }
+  }
+
+  /**
+   * commitOrder for a commit that writes column entries itself: the slots in
+   * commit order, read with the *At methods (each checks isLiveAt first).
+   */
+  commitSlots(): Int32Array {
+    return this.ct.commitSlots();
+  }
+
+  isLiveAt(slot: number): boolean {
+    return this.ct.isLive(slot);
+  }
+
+  /**
+   * The fields of the entry at `slot` when it is kept in columns and is a
+   * plain IPv4 TCP/UDP/UDP-Lite connection (no NAT, no zone): what a commit
+   * can write without a Conntrack. The table's scratch: read it at once.
+   */
+  plainFieldsAt(slot: number): CtFields | null {
+    return this.ct.plainFields(slot);
+  }
+
+  lastUpdateAt(slot: number): number {
+    return this.ct.lastUpdateOf(slot);
+  }
+
+  familyAt(slot: number): number {
+    return this.ct.familyOf(slot);
+  }
+
+  snapshotAt(slot: number): CacheObject<Conntrack> {
+    return this.ct.snapshot(slot);
   }
 
   /** Expectations to commit, after the conntracks. */
@@ -195,9 +233,13 @@ function apply<T>(t: CacheTable<T>, kind: EventKind, value: T, now: number, merg
  * timeout (the kernel then applies its default).
  */
 export function commitTimeout(obj: CacheObject<Conntrack>, nowMs: number, configured?: number): number | undefined {
+  return remainingTimeout(obj.value.timeout, obj.lastUpdate, nowMs, configured);
+}
+
+/** commitTimeout from the numbers: the last reported timeout (s) and when it was reported (ms). */
+export function remainingTimeout(t: number | undefined, lastUpdate: number, nowMs: number, configured?: number): number | undefined {
   if (configured !== undefined && configured > 0) return configured;
-  const t = obj.value.timeout;
   if (t === undefined) return undefined;
-  const left = t - Math.floor((nowMs - obj.lastUpdate) / 1000);
+  const left = t - Math.floor((nowMs - lastUpdate) / 1000);
   return left < 0 ? COMMIT_FALLBACK_TIMEOUT : left;
 }

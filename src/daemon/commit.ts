@@ -4,15 +4,26 @@
 // derived from the last update; EXPECTED is cleared; TCP window tracking is
 // relaxed ("be liberal") unless both sides track windows; an existing entry is
 // replaced. Differences: it reports how many and how long to the caller.
-import { IPS, IPPROTO, type Conntrack } from '../model/conntrack.js';
+import { IPS, IPPROTO, type Conntrack, type TcpInfo } from '../model/conntrack.js';
 import type { CacheObject } from '../cache/types.js';
-import { commitTimeout, COMMIT_FALLBACK_TIMEOUT } from '../cache/external.js';
+import { commitTimeout, COMMIT_FALLBACK_TIMEOUT, remainingTimeout } from '../cache/external.js';
+import { ZERO_SYNPROXY } from '../netlink/ct-codec.js';
+import { newPlainV4Create, writeCreate, writeCreateV4, type PlainV4Create } from '../netlink/ct-write-fast.js';
+import type { NlWriter } from '../netlink/nlattr.js';
+import { TCP_STATE_ONLY } from '../wire/conntrack.js';
+import { CTF, type CtFields } from '../wire/ct-fields.js';
 import type { ConntrackTable, WriteResult } from './ports.js';
 
 /** IP_CT_TCP_FLAG_BE_LIBERAL: ignore window checks until the window is learnt again. */
 const TCP_FLAG_BE_LIBERAL = 0x08;
-/** Entries per batch handed to the kernel side (one sendmsg each). */
-const COMMIT_BATCH = 2048;
+/**
+ * Entries per batch handed to the kernel side (one sendmsg each). A batch's
+ * entries stay alive while it waits for the kernel's acknowledgment; at 512
+ * they fit the young generation (~1 MiB, see bin/ctsync.js) and die there,
+ * where 2048 got them promoted and collected again as old garbage. The
+ * sendmsg per 512 creates is noise next to the creates themselves.
+ */
+const COMMIT_BATCH = 512;
 
 export interface CommitOptions {
   /** CommitTimeout: a fixed timeout for committed entries, if configured. */
@@ -58,20 +69,44 @@ export function toKernelEntry(obj: CacheObject<Conntrack>, opts: CommitOptions):
   if (ct.master !== undefined) out.master = ct.master;
   const tcp = ct.tcp;
   if (!opts.tcpWindowTracking && ct.orig.proto === IPPROTO.TCP) {
-    out.tcp = {
-      state: tcp?.state ?? 3,
-      flagsOrig: (tcp?.flagsOrig ?? 0) | TCP_FLAG_BE_LIBERAL,
-      flagsMaskOrig: (tcp?.flagsMaskOrig ?? 0) | TCP_FLAG_BE_LIBERAL,
-      flagsReply: (tcp?.flagsReply ?? 0) | TCP_FLAG_BE_LIBERAL,
-      flagsMaskReply: (tcp?.flagsMaskReply ?? 0) | TCP_FLAG_BE_LIBERAL,
-    };
-    if (tcp?.wscaleOrig !== undefined) out.tcp.wscaleOrig = tcp.wscaleOrig;
-    if (tcp?.wscaleReply !== undefined) out.tcp.wscaleReply = tcp.wscaleReply;
+    out.tcp = liberal(tcp);
   } else if (tcp !== undefined) {
     out.tcp = tcp;
   }
   return out;
 }
+
+/**
+ * The be-liberal TcpInfo of a committed entry. Entries with nothing but a
+ * state (what the wire carries without TCPWindowTracking) share one frozen
+ * object per state: a commit builds 100k entries, and each object more is
+ * one more for the GC to copy while its batch waits for the kernel.
+ */
+function liberal(tcp: TcpInfo | undefined): TcpInfo {
+  const state = tcp?.state ?? 3;
+  if (tcp === undefined || (tcp.flagsOrig === undefined && tcp.flagsMaskOrig === undefined && tcp.flagsReply === undefined &&
+    tcp.flagsMaskReply === undefined && tcp.wscaleOrig === undefined && tcp.wscaleReply === undefined)) {
+    return LIBERAL_BY_STATE[state & 0xff]!;
+  }
+  const out: TcpInfo = {
+    state,
+    flagsOrig: (tcp.flagsOrig ?? 0) | TCP_FLAG_BE_LIBERAL,
+    flagsMaskOrig: (tcp.flagsMaskOrig ?? 0) | TCP_FLAG_BE_LIBERAL,
+    flagsReply: (tcp.flagsReply ?? 0) | TCP_FLAG_BE_LIBERAL,
+    flagsMaskReply: (tcp.flagsMaskReply ?? 0) | TCP_FLAG_BE_LIBERAL,
+  };
+  if (tcp.wscaleOrig !== undefined) out.wscaleOrig = tcp.wscaleOrig;
+  if (tcp.wscaleReply !== undefined) out.wscaleReply = tcp.wscaleReply;
+  return out;
+}
+
+const LIBERAL_BY_STATE: readonly TcpInfo[] = Array.from({ length: 256 }, (_, state) => Object.freeze({
+  state,
+  flagsOrig: TCP_FLAG_BE_LIBERAL,
+  flagsMaskOrig: TCP_FLAG_BE_LIBERAL,
+  flagsReply: TCP_FLAG_BE_LIBERAL,
+  flagsMaskReply: TCP_FLAG_BE_LIBERAL,
+}));
 
 function addResult(report: CommitReport, r: WriteResult): void {
   report.committed += r.ok;
@@ -107,4 +142,78 @@ export async function commitConntracks(objects: Iterable<CacheObject<Conntrack>>
   }
   report.seconds = (hrnow() - start) / 1000;
   return report;
+}
+
+/** What commitExternal reads from the external cache (ExternalCache, or a fake). */
+export interface CommitSource {
+  /** Slots in commit order (masters first). */
+  commitSlots(): Int32Array;
+  isLiveAt(slot: number): boolean;
+  plainFieldsAt(slot: number): CtFields | null;
+  lastUpdateAt(slot: number): number;
+  familyAt(slot: number): number;
+  snapshotAt(slot: number): CacheObject<Conntrack>;
+}
+
+/**
+ * The commit of the external cache (`-c`). Entries kept in columns that are
+ * plain (IPv4 TCP/UDP, no NAT, zone or master: nearly all) are written from
+ * their numbers straight into the netlink batch, by the rules of
+ * toKernelEntry; the rest go through toKernelEntry. Building a Conntrack,
+ * a tuple and the address text per entry only to parse the text back cost
+ * more than a third of a 100k commit. A table without createOrReplaceEncoded
+ * (a test fake) gets the Conntracks.
+ */
+export async function commitExternal(src: CommitSource, table: ConntrackTable, opts: CommitOptions,
+  hrnow: () => number = () => performance.now()): Promise<CommitReport> {
+  if (table.createOrReplaceEncoded === undefined) return commitConntracks(snapshots(src), table, opts, hrnow);
+  const start = hrnow();
+  const report: CommitReport = { committed: 0, failed: 0, seconds: 0, errors: {} };
+  const slots = src.commitSlots();
+  const c = newPlainV4Create();
+  const encode = (w: NlWriter, slot: number): void => {
+    const f = src.plainFieldsAt(slot);
+    if (f !== null) {
+      plainCreate(c, f, src.lastUpdateAt(slot), opts);
+      writeCreateV4(w, c);
+    } else {
+      writeCreate(w, toKernelEntry(src.snapshotAt(slot), opts));
+    }
+  };
+  const family = (slot: number): number => src.familyAt(slot);
+  const toConntrack = (slot: number): Conntrack | null => (src.isLiveAt(slot) ? toKernelEntry(src.snapshotAt(slot), opts) : null);
+  // One netlink batch per call, encoded before its first await: the slots are read while they are checked live.
+  const batch: number[] = [];
+  for (let k = 0; k < slots.length;) {
+    batch.length = 0;
+    for (; k < slots.length && batch.length < ENCODED_BATCH; k++) if (src.isLiveAt(slots[k]!)) batch.push(slots[k]!);
+    if (batch.length > 0) addResult(report, await table.createOrReplaceEncoded(batch, family, encode, toConntrack));
+  }
+  report.seconds = (hrnow() - start) / 1000;
+  return report;
+}
+
+/** The netlink client's own batch size: each call is then one request, encoded at once. */
+const ENCODED_BATCH = 256;
+
+function* snapshots(src: CommitSource): IterableIterator<CacheObject<Conntrack>> {
+  const slots = src.commitSlots();
+  for (let k = 0; k < slots.length; k++) if (src.isLiveAt(slots[k]!)) yield src.snapshotAt(slots[k]!);
+}
+
+/** toKernelEntry's rules on a plain column entry's numbers. */
+function plainCreate(c: PlainV4Create, f: CtFields, lastUpdate: number, opts: CommitOptions): void {
+  const b = f.bits;
+  c.src = f.src;
+  c.dst = f.dst;
+  c.proto = f.proto;
+  c.sport = b & CTF.PORTS ? f.sport : 0;
+  c.dport = b & CTF.PORTS ? f.dport : 0;
+  c.status = ((b & CTF.STATUS ? f.status : 0) & ~IPS.EXPECTED) >>> 0;
+  c.timeout = remainingTimeout(b & CTF.TIMEOUT ? f.timeout : undefined, lastUpdate, opts.now, opts.commitTimeout) ??
+    COMMIT_FALLBACK_TIMEOUT;
+  c.mark = b & CTF.MARK ? f.mark : -1;
+  if (f.proto === IPPROTO.TCP && !opts.tcpWindowTracking) c.tcp = LIBERAL_BY_STATE[b & CTF.TCP_STATE ? f.tcpState : 3]!;
+  else c.tcp = b & CTF.TCP_STATE ? TCP_STATE_ONLY[f.tcpState]! : undefined;
+  c.synproxy = b & CTF.SYNPROXY_ZERO ? ZERO_SYNPROXY : undefined;
 }

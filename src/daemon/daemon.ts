@@ -24,7 +24,7 @@ import { CTL } from '../control/codes.js';
 import { RateLimitedLog } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { CtsyncError } from '../errors.js';
-import { commitConntracks, toKernelEntry, type CommitReport } from './commit.js';
+import { commitExternal, toKernelEntry, type CommitReport } from './commit.js';
 import { LockFile } from './lock.js';
 import { NetlinkEvents, NetlinkTable } from './kernel.js';
 import { filterFromConfig, linksFromConfig } from './options.js';
@@ -458,7 +458,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     const muted = this.muteNewForCommit();
     let report: CommitReport;
     try {
-      report = await commitConntracks(this.external.commitOrder(), this.table, {
+      report = await commitExternal(this.external, this.table, {
         ...(sync.commitTimeout !== undefined ? { commitTimeout: sync.commitTimeout } : {}),
         tcpWindowTracking: sync.tcpWindowTracking,
         now: this.clock.now(),

@@ -4,6 +4,7 @@
 import { CtClient } from '../netlink/client.js';
 import { CtEventListener } from '../netlink/events.js';
 import type { Conntrack, Expectation } from '../model/conntrack.js';
+import type { NlWriter } from '../netlink/nlattr.js';
 import type { ConntrackTable, EventSourceStats, KernelEventHandler, KernelEventSource, WriteResult } from './ports.js';
 
 const ENOENT = 2;
@@ -25,6 +26,11 @@ export class NetlinkTable implements ConntrackTable {
 
   createOrReplace(entries: Conntrack[]): Promise<WriteResult> {
     return this.client.createOrReplace(entries);
+  }
+
+  createOrReplaceEncoded<T>(items: readonly T[], family: (item: T) => number, encode: (w: NlWriter, item: T) => void,
+    toConntrack: (item: T) => Conntrack | null): Promise<WriteResult> {
+    return this.client.createOrReplaceEncoded(items, family, encode, toConntrack);
   }
 
   async updateOrCreate(entries: Conntrack[]): Promise<WriteResult> {

@@ -2,6 +2,7 @@
 // client and event listener are adapted to these in kernel.ts; unit tests of
 // the daemon logic use in-memory fakes.
 import type { Conntrack, EventKind, Expectation } from '../model/conntrack.js';
+import type { NlWriter } from '../netlink/nlattr.js';
 
 export interface WriteFailure {
   index: number;
@@ -21,6 +22,13 @@ export interface ConntrackTable {
   dump(): Promise<Conntrack[]>;
   /** Creates entries; an existing one (EEXIST) is deleted and created once more, as conntrackd's commit does. */
   createOrReplace(entries: Conntrack[]): Promise<WriteResult>;
+  /**
+   * Optional, the fast way of the same: items the caller writes itself
+   * (`encode` appends one item's netlink create attributes). A table without
+   * it gets Conntracks (`toConntrack`, null for an item gone meanwhile) through createOrReplace.
+   */
+  createOrReplaceEncoded?<T>(items: readonly T[], family: (item: T) => number, encode: (w: NlWriter, item: T) => void,
+    toConntrack: (item: T) => Conntrack | null): Promise<WriteResult>;
   /** Updates in place; ENOENT or other errors fall back to createOrReplace. */
   updateOrCreate(entries: Conntrack[]): Promise<WriteResult>;
   remove(entries: Conntrack[]): Promise<WriteResult>;

@@ -6,7 +6,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { NetlinkError } from '../errors.js';
 import type { Conntrack, Expectation, Tuple } from '../model/conntrack.js';
 import { readConntrack, writeConntrackAttrs, type CtWriteMode } from './ct-codec.js';
-import { writeCreateFast } from './ct-write-fast.js';
+import { writeCreate } from './ct-write-fast.js';
 import { readExpectation, writeExpectationAttrs } from './exp-codec.js';
 import { beginMessage, endMessage, MessageReader, setMessageFlags } from './message.js';
 import type { NativeBinding } from './native.js';
@@ -60,7 +60,7 @@ export interface CtClientStats {
 }
 
 /** Writes the attributes of one item; throws to reject the item. */
-type Encoder<T> = (w: NlWriter, item: T) => void;
+export type Encoder<T> = (w: NlWriter, item: T) => void;
 
 const DUMP_CHUNK = 4 * 1024 * 1024;
 /** Bytes per send: well under the default netlink sndbuf (~208 KiB). */
@@ -179,17 +179,36 @@ export class CtClient {
    * and create it once more, so the committed state wins.
    */
   createOrReplace(cts: readonly Conntrack[]): Promise<BatchResult> {
+    return this.createOrReplaceEncoded(cts, ctFamily, writeCreate, asIs);
+  }
+
+  /**
+   * As createOrReplace, for items the caller writes itself: `encode` appends
+   * an item's create attributes (a commit writing straight from the external
+   * cache's columns). The rare clash (EEXIST) goes the createOrReplace way,
+   * with the item as a Conntrack (`toConntrack`; null: the item is gone
+   * meanwhile, and counts as done).
+   */
+  createOrReplaceEncoded<T>(items: readonly T[], family: (item: T) => number, encode: Encoder<T>,
+    toConntrack: (item: T) => Conntrack | null): Promise<BatchResult> {
     return this.exclusive(async () => {
-      const first = await this.ctBatch(cts, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 'create');
-      const clash = first.failed.filter((f) => f.errno === ERRNO.EEXIST);
-      if (clash.length === 0) return first;
-      const again = clash.map((f) => cts[f.index]!);
+      const first = await this.batch(items, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, family, encode);
+      const clashed = first.failed.filter((f) => f.errno === ERRNO.EEXIST);
+      if (clashed.length === 0) return first;
+      const clash: BatchFailure[] = [];
+      const again: Conntrack[] = [];
+      for (const f of clashed) {
+        const ct = toConntrack(items[f.index]!);
+        if (ct === null) continue;
+        clash.push(f);
+        again.push(ct);
+      }
       await this.ctBatch(again, CT_DELETE, 0, 'delete');
       const second = await this.ctBatch(again, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 'create');
       const failed = first.failed.filter((f) => f.errno !== ERRNO.EEXIST);
       for (const f of second.failed) failed.push({ ...f, index: clash[f.index]!.index });
       failed.sort((a, b) => a.index - b.index);
-      return { ok: cts.length - failed.length, failed };
+      return { ok: items.length - failed.length, failed };
     });
   }
 
@@ -257,7 +276,7 @@ export class CtClient {
   }
 
   private ctBatch(cts: readonly Conntrack[], type: number, flags: number, mode: CtWriteMode): Promise<BatchResult> {
-    return this.batch(cts, type, flags, (ct) => ct.orig.l3, mode === 'create' ? encodeCreate : (w, ct) => writeConntrackAttrs(w, ct, mode));
+    return this.batch(cts, type, flags, (ct) => ct.orig.l3, mode === 'create' ? writeCreate : (w, ct) => writeConntrackAttrs(w, ct, mode));
   }
 
   /**
@@ -472,10 +491,9 @@ export class CtClient {
   }
 }
 
-/** Creates: the direct writer for plain entries (most of a commit), the generic codec for the rest. */
-function encodeCreate(w: NlWriter, ct: Conntrack): void {
-  if (!writeCreateFast(w, ct)) writeConntrackAttrs(w, ct, 'create');
-}
+const ctFamily = (ct: Conntrack): number => ct.orig.l3;
+const asIs = (ct: Conntrack): Conntrack => ct;
+
 
 function requestError(op: string, errno: number, extack?: string): NetlinkError {
   return new NetlinkError('CTSYNC_ERR_NETLINK_REQUEST', `ctnetlink ${op} failed: errno ${errno}${extack ? ` (${extack})` : ''}`,

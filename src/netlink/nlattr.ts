@@ -181,6 +181,16 @@ export function rememberIpv4(s: string, v: number): void {
   textVals[slot] = v | 0;
 }
 
+const v4Scratch = Buffer.alloc(4);
+
+/** The u32 of IPv4 text (from the text cache when recent); throws TypeError on bad text. */
+export function ipv4Value(addr: string): number {
+  const c = cachedIpv4(addr);
+  if (c >= 0) return c;
+  writeIpv4(v4Scratch, 0, addr);
+  return v4Scratch.readUInt32BE(0);
+}
+
 export function writeIpv4(buf: Buffer, off: number, addr: string): void {
   const c = cachedIpv4(addr);
   if (c >= 0) {

@@ -12,7 +12,6 @@
 import { AF_INET, IPPROTO, type Conntrack, type L3Family, type Tuple } from '../model/conntrack.js';
 import { NTA, NTA_FIXED_LEN, NTA_HDRLEN, NTA_MAX, NTA_MAX_LEN, checkAttr, checkMessage, decodeError, ntaAlign } from './attrs.js';
 import { ZERO_SYNPROXY } from '../netlink/ct-codec.js';
-import { cachedIpv4, writeIpv4 } from '../netlink/nlattr.js';
 import { ipv4Text } from './addr-text.js';
 import { TCP_STATE_ONLY } from './conntrack.js';
 import { HEADER_SIZE } from './header.js';
@@ -135,14 +134,6 @@ const ipv4Scratch = Buffer.alloc(4);
 export function ipv4TextOf(v: number): string {
   ipv4Scratch.writeUInt32BE(v >>> 0, 0);
   return ipv4Text(ipv4Scratch, 0);
-}
-
-/** The u32 of IPv4 text (a canonical address, as decoded ones are). */
-export function ipv4ValueOf(s: string): number {
-  const c = cachedIpv4(s);
-  if (c >= 0) return c;
-  writeIpv4(ipv4Scratch, 0, s);
-  return ipv4Scratch.readUInt32BE(0);
 }
 
 /**

@@ -82,7 +82,7 @@ describe('ExternalCache §5.1', () => {
     ext.applyCt(EVENT.NEW, ct(11, { master }));
     ext.applyCt(EVENT.NEW, ct(2));
     ext.applyCt(EVENT.NEW, ct(3, { status: 1 })); // EXPECTED bit but no master: first pass, as conntrackd
-    expect(ext.commitOrder().map((o) => o.value.orig.sport! - 1000)).toEqual([1, 2, 3, 10, 11]);
+    expect([...ext.commitOrder()].map((o) => o.value.orig.sport! - 1000)).toEqual([1, 2, 3, 10, 11]);
   });
 
   it('full: noSpace counted and reported, updates of existing entries still applied', () => {
@@ -102,7 +102,7 @@ describe('ExternalCache §5.1', () => {
     ext.applyCt(EVENT.NEW, ct(2));
     expect(ext.flushCt()).toBe(2);
     expect(ext.ctSize).toBe(0);
-    expect(ext.commitOrder()).toEqual([]);
+    expect([...ext.commitOrder()]).toEqual([]);
   });
 
   it('commitTimeout (§5.2)', () => {
