@@ -133,11 +133,8 @@ export class ExternalCtTable {
     switch (kind) {
       case EVENT.NEW:
         if (i === NIL) return this.insertFields(f, h, src, dst, l4, zone, now);
-        this.countReplaced();
         this.writeFields(i, f);
-        this.state[i] = OBJ_STATE.NEW;
-        this.firstSeen[i] = now;
-        this.lastUpdate[i] = now;
+        this.replaced(i, now);
         return i;
       case EVENT.UPDATE:
         if (i === NIL) return this.insertFields(f, h, src, dst, l4, zone, now);
@@ -164,12 +161,9 @@ export class ExternalCtTable {
     switch (kind) {
       case EVENT.NEW:
         if (i === NIL) return this.insertObject(ct, h, src, dst, l4, zone, now);
-        this.countReplaced();
         this.objs[i] = ct;
         this.bits[i] = 0;
-        this.state[i] = OBJ_STATE.NEW;
-        this.firstSeen[i] = now;
-        this.lastUpdate[i] = now;
+        this.replaced(i, now);
         return i;
       case EVENT.UPDATE: {
         if (i === NIL) return this.insertObject(ct, h, src, dst, l4, zone, now);
@@ -360,8 +354,11 @@ export class ExternalCtTable {
     this.stats.updateOk++;
   }
 
-  /** CT_NEW over an existing entry: conntrackd counts it destroyed + created. */
-  private countReplaced(): void {
+  /** CT_NEW over an existing entry (its values already written): conntrackd counts it destroyed + created. */
+  private replaced(i: number, now: number): void {
+    this.state[i] = OBJ_STATE.NEW;
+    this.firstSeen[i] = now;
+    this.lastUpdate[i] = now;
     this.stats.deleteOk++;
     this.stats.createOk++;
   }

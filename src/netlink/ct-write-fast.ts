@@ -176,15 +176,6 @@ export function newPlainV4Create(): PlainV4Create {
 
 const v4Scratch = newPlainV4Create();
 
-function addr4(b: Buffer, p: number, type: number, v: number): number {
-  attr(b, p, 8, type);
-  b[p + 4] = v >>> 24;
-  b[p + 5] = (v >>> 16) & 0xff;
-  b[p + 6] = (v >>> 8) & 0xff;
-  b[p + 7] = v & 0xff;
-  return p + 8;
-}
-
 export function writeCreateV4(w: NlWriter, c: PlainV4Create): void {
   const ipLen = 4 + 2 * 8;
   const tupleLen = 4 + ipLen + 28;
@@ -195,13 +186,13 @@ export function writeCreateV4(w: NlWriter, c: PlainV4Create): void {
   let p = w.off;
   attr(b, p, tupleLen, CTA.TUPLE_ORIG | NLA_F_NESTED);
   attr(b, p + 4, ipLen, CTA_TUPLE.IP | NLA_F_NESTED);
-  p = addr4(b, p + 8, CTA_IP.V4_SRC, c.src);
-  p = addr4(b, p, CTA_IP.V4_DST, c.dst);
+  p = u32be(b, p + 8, CTA_IP.V4_SRC, c.src);
+  p = u32be(b, p, CTA_IP.V4_DST, c.dst);
   p = proto(b, p, c.proto, sport, dport);
   attr(b, p, tupleLen, CTA.TUPLE_REPLY | NLA_F_NESTED);
   attr(b, p + 4, ipLen, CTA_TUPLE.IP | NLA_F_NESTED);
-  p = addr4(b, p + 8, CTA_IP.V4_SRC, c.dst);
-  p = addr4(b, p, CTA_IP.V4_DST, c.src);
+  p = u32be(b, p + 8, CTA_IP.V4_SRC, c.dst);
+  p = u32be(b, p, CTA_IP.V4_DST, c.src);
   p = proto(b, p, c.proto, dport, sport);
   w.off = writeTail(b, p, c.status, c.timeout, c.mark, c.tcp, c.synproxy);
 }
