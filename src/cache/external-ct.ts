@@ -27,6 +27,8 @@ import { DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, emptyStats, type NoSpaceHandler 
 import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
 
 const NIL = -1;
+/** Fields that belong to the orig tuple: mergeConntrack never changes it. */
+const IDENTITY_BITS = CTF.PORTS | CTF.ICMP_TYPE | CTF.ICMP_CODE | CTF.ICMP_ID;
 /** Fields that make a create more than the plain one (ct-write-fast.ts isPlainCreate). */
 const NOT_PLAIN = CTF.ZONE | CTF.SNAT_ADDR | CTF.SNAT_PORT | CTF.DNAT_ADDR | CTF.DNAT_PORT;
 const MIN_SLOTS = 1024;
@@ -345,7 +347,9 @@ export class ExternalCtTable {
     if (b & CTF.SNAT_PORT) this.snatPort[i] = f.snatPort;
     if (b & CTF.DNAT_ADDR) this.dnatAddr[i] = f.dnatAddr;
     if (b & CTF.DNAT_PORT) this.dnatPort[i] = f.dnatPort;
-    this.bits[i] = this.bits[i]! | b;
+    // Ports and ICMP ids are the identity: equal, and the entry keeps the ones
+    // it had (an absent one counts as 0 there, so a 0 may arrive that it lacks).
+    this.bits[i] = this.bits[i]! | (b & ~IDENTITY_BITS);
   }
 
   private touched(i: number, now: number): void {

@@ -137,7 +137,7 @@ describe('external cache columns vs the object rules', () => {
         createOk: model.createOk, deleteOk: model.deleteOk, updateOk: model.updateOk, deleteNotFound: model.deleteNotFound,
       });
       for (const e of want) expect(ext.getCt(e.value)?.value).toEqual(e.value);
-    }), { numRuns: 300 });
+    }), { numRuns: Number(process.env.PROP_RUNS ?? 300) });
   });
 
   it('scanConntrackFields takes exactly the messages decodeConntrackMsg would read, and rebuilds the same Conntrack', () => {

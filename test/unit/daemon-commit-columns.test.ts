@@ -119,7 +119,7 @@ describe('commitExternal (columns written from their numbers)', () => {
         const r2 = await commitExternal(ext, direct as unknown as ConntrackTable, opts);
         expect(direct.written).toEqual(objects.written);
         expect(r2.committed).toBe(r1.committed);
-      }), { numRuns: 200 });
+      }), { numRuns: Number(process.env.PROP_RUNS ?? 200) });
   });
 
   it('an entry already in the kernel is replaced with the same entry; a table without the encoded way gets Conntracks', async () => {

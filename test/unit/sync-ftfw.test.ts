@@ -788,6 +788,24 @@ describe('ftfw send window', () => {
     expect(st(p.a).txQueueLen).toBe(0);
   });
 
+  it('an object carries its queue item only while the sync layer holds it; released items are reused', () => {
+    const p = handshake({});
+    const o1 = p.a.create(1);
+    const held = o1.sync;
+    expect(held).not.toBe(null);
+    p.clock.advance(5000); // acknowledged by the peer's ACK
+    expect(o1.sync).toBe(null);
+    expect(o1.pins).toBe(0);
+    const o2 = p.a.create(2);
+    expect(o2.sync).toBe(held); // the released item, recycled
+    p.a.update(1, 2);
+    p.clock.advance(5000);
+    expect(p.b.external.get(1)).toBe(2);
+    expect(p.b.external.get(2)).toBe(1);
+    expect(o1.sync).toBe(null);
+    expect(o2.sync).toBe(null);
+  });
+
   it('a second enqueueAll restarts the bulk send; stop() ends it', () => {
     const p = handshake({ ftfwA: { sendWindow: 1000 } });
     for (let i = 0; i < 3000; i++) p.a.create(i);
