@@ -2,8 +2,9 @@
 // replicated message, in process and without sockets. 100k TCP entries (the
 // shape of bench/sync.ts) are encoded once into full datagrams; then a real
 // FTFW engine receives them and its host applies every message to an
-// ExternalCache, as the daemon's onPeerData does: CT_NEW into an empty cache
-// (replication, resync), CT_UPD of every entry, CT_DEL of every entry.
+// ExternalCache, as the daemon's onPeerMessage does (straight into the
+// columns; --decode: a Conntrack per message, the onPeerData way): CT_NEW
+// into an empty cache (replication, resync), CT_UPD, CT_DEL of every entry.
 //
 //   npm run build && node --expose-gc dist/bench/recv.js [--n 100000] [--rounds 7] [--hash-size 8192] [--decode]
 //

@@ -7,8 +7,9 @@
 // and then mark on every major collection: measured 25-33% of the receiver's
 // time in GC and twice conntrackd's peak RSS. In columns an entry is ~84 bytes
 // of typed arrays the GC never looks into, and the common message (IPv4 with
-// ports or ICMP ids, status, timeout, mark, TCP state, zone, NAT) goes from the
-// datagram into the columns without any object at all (wire/ct-fields.ts).
+// ports or ICMP ids, status, timeout, mark, TCP state, zone, NAT, an all-zero
+// synproxy) goes from the datagram into the columns without any object at all
+// (wire/ct-fields.ts).
 //
 // Anything else (IPv6, helper, labels, master tuple, ...) is kept as the
 // decoded Conntrack in `objs[slot]`, with its identity also in the columns for
@@ -19,11 +20,11 @@
 // = orig tuple + zone, insertion order for -e and commit, the same counters,
 // a hard limit reported through onNoSpace. Entries are never DEAD here.
 import { AF_INET, IPPROTO, type Conntrack, type EventKind, EVENT } from '../model/conntrack.js';
-import { ipv4Value as ipv4ValueOf } from '../netlink/nlattr.js';
+import { ipv4Value } from '../netlink/nlattr.js';
 import { CTF, CtFields, conntrackFromFields, fieldsL4Word } from '../wire/ct-fields.js';
 import { conntrackIdentityEquals, ctZone, hashConntrack, hashV4Identity, l4Word } from './hash.js';
 import { mergeConntrack } from './internal.js';
-import { DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, emptyStats, type NoSpaceHandler } from './table.js';
+import { DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, emptyStats, pow2AtLeast, type NoSpaceHandler } from './table.js';
 import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
 
 const NIL = -1;
@@ -32,12 +33,6 @@ const IDENTITY_BITS = CTF.PORTS | CTF.ICMP_TYPE | CTF.ICMP_CODE | CTF.ICMP_ID;
 /** Fields that make a create more than the plain one (ct-write-fast.ts isPlainCreate). */
 const NOT_PLAIN = CTF.ZONE | CTF.SNAT_ADDR | CTF.SNAT_PORT | CTF.DNAT_ADDR | CTF.DNAT_PORT;
 const MIN_SLOTS = 1024;
-
-function pow2AtLeast(n: number): number {
-  let p = 16;
-  while (p < n && p < 1 << 30) p <<= 1;
-  return p;
-}
 
 /** A column of `n` slots keeping the first `keep` of `a`. */
 function resized<T extends Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array>(a: T, n: number, keep: number): T {
@@ -154,8 +149,8 @@ export class ExternalCtTable {
   /** A message as a decoded Conntrack (any family, any attributes). */
   applyObject(kind: EventKind, ct: Conntrack, now: number): number {
     const v4 = ct.orig.l3 === AF_INET;
-    const src = v4 ? ipv4ValueOf(ct.orig.src) | 0 : 0;
-    const dst = v4 ? ipv4ValueOf(ct.orig.dst) | 0 : 0;
+    const src = v4 ? ipv4Value(ct.orig.src) | 0 : 0;
+    const dst = v4 ? ipv4Value(ct.orig.dst) | 0 : 0;
     const l4 = v4 ? l4Word(ct.orig) : 0;
     const zone = ctZone(ct);
     const h = (v4 ? hashV4Identity(src, dst, ct.orig.proto, l4, zone) : hashConntrack(ct)) | 0;
@@ -189,8 +184,8 @@ export class ExternalCtTable {
   /** The slot holding the identity of `ct`, or -1. */
   find(ct: Conntrack): number {
     if (ct.orig.l3 !== AF_INET) return this.findOther(hashConntrack(ct) | 0, ct);
-    const src = ipv4ValueOf(ct.orig.src) | 0;
-    const dst = ipv4ValueOf(ct.orig.dst) | 0;
+    const src = ipv4Value(ct.orig.src) | 0;
+    const dst = ipv4Value(ct.orig.dst) | 0;
     const l4 = l4Word(ct.orig);
     const zone = ctZone(ct);
     return this.findV4(hashV4Identity(src, dst, ct.orig.proto, l4, zone) | 0, src, dst, ct.orig.proto, l4, zone);

@@ -102,7 +102,8 @@ export interface TableOptions<T> {
   onNoSpace?: NoSpaceHandler;
 }
 
-function pow2AtLeast(n: number): number {
+/** The smallest power of two ≥ n (at least 16, at most 2^30). */
+export function pow2AtLeast(n: number): number {
   let p = 16;
   while (p < n && p < 1 << 30) p <<= 1;
   return p;

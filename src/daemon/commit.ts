@@ -16,14 +16,8 @@ import type { ConntrackTable, WriteResult } from './ports.js';
 
 /** IP_CT_TCP_FLAG_BE_LIBERAL: ignore window checks until the window is learnt again. */
 const TCP_FLAG_BE_LIBERAL = 0x08;
-/**
- * Entries per batch handed to the kernel side (one sendmsg each). A batch's
- * entries stay alive while it waits for the kernel's acknowledgment; at 512
- * they fit the young generation (~1 MiB, see bin/ctsync.js) and die there,
- * where 2048 got them promoted and collected again as old garbage. The
- * sendmsg per 512 creates is noise next to the creates themselves.
- */
-const COMMIT_BATCH = 512;
+/** Entries per batch handed to the kernel side (one sendmsg each). */
+const COMMIT_BATCH = 2048;
 
 export interface CommitOptions {
   /** CommitTimeout: a fixed timeout for committed entries, if configured. */
@@ -79,8 +73,8 @@ export function toKernelEntry(obj: CacheObject<Conntrack>, opts: CommitOptions):
 /**
  * The be-liberal TcpInfo of a committed entry. Entries with nothing but a
  * state (what the wire carries without TCPWindowTracking) share one frozen
- * object per state: a commit builds 100k entries, and each object more is
- * one more for the GC to copy while its batch waits for the kernel.
+ * object per state, as commitExternal's plain entries do: nothing writes
+ * into it, and a commit of 100k entries needs no TcpInfo of its own each.
  */
 function liberal(tcp: TcpInfo | undefined): TcpInfo {
   const state = tcp?.state ?? 3;
@@ -146,6 +140,8 @@ export async function commitConntracks(objects: Iterable<CacheObject<Conntrack>>
 
 /** What commitExternal reads from the external cache (ExternalCache, or a fake). */
 export interface CommitSource {
+  /** Snapshots in commit order (the object way). */
+  commitOrder(): Iterable<CacheObject<Conntrack>>;
   /** Slots in commit order (masters first). */
   commitSlots(): Int32Array;
   isLiveAt(slot: number): boolean;
@@ -166,7 +162,7 @@ export interface CommitSource {
  */
 export async function commitExternal(src: CommitSource, table: ConntrackTable, opts: CommitOptions,
   hrnow: () => number = () => performance.now()): Promise<CommitReport> {
-  if (table.createOrReplaceEncoded === undefined) return commitConntracks(snapshots(src), table, opts, hrnow);
+  if (table.createOrReplaceEncoded === undefined) return commitConntracks(src.commitOrder(), table, opts, hrnow);
   const start = hrnow();
   const report: CommitReport = { committed: 0, failed: 0, seconds: 0, errors: {} };
   const slots = src.commitSlots();
@@ -195,11 +191,6 @@ export async function commitExternal(src: CommitSource, table: ConntrackTable, o
 
 /** The netlink client's own batch size: each call is then one request, encoded at once. */
 const ENCODED_BATCH = 256;
-
-function* snapshots(src: CommitSource): IterableIterator<CacheObject<Conntrack>> {
-  const slots = src.commitSlots();
-  for (let k = 0; k < slots.length; k++) if (src.isLiveAt(slots[k]!)) yield src.snapshotAt(slots[k]!);
-}
 
 /** toKernelEntry's rules on a plain column entry's numbers. */
 function plainCreate(c: PlainV4Create, f: CtFields, lastUpdate: number, opts: CommitOptions): void {

@@ -60,7 +60,7 @@ export interface CtClientStats {
 }
 
 /** Writes the attributes of one item; throws to reject the item. */
-export type Encoder<T> = (w: NlWriter, item: T) => void;
+type Encoder<T> = (w: NlWriter, item: T) => void;
 
 const DUMP_CHUNK = 4 * 1024 * 1024;
 /** Bytes per send: well under the default netlink sndbuf (~208 KiB). */

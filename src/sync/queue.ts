@@ -34,9 +34,8 @@ export class ObjItem extends QItem {
 /**
  * Items of objects the sync layer has let go, for the next objects to take.
  * A bulk send (resync, -B) puts 100k objects through the queues while only a
- * send window's worth is held at a time: recycled items make that burst
- * allocate next to nothing, where a new item per object cost the sender a
- * quarter of its time in GC (items lived just long enough to be promoted).
+ * send window's worth is held at a time (SyncEngine.enqueueAll): recycled
+ * items make that burst allocate next to nothing.
  */
 export class ItemPool {
   private readonly free: ObjItem[] = [];
