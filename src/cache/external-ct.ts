@@ -97,6 +97,8 @@ export class ExternalCtTable {
   private objs: (Conntrack | undefined)[] = [];
 
   private readonly scratch = new CtFields();
+  /** The identity of the entry being looked up or inserted (locateFields / locateObject fill it). */
+  private readonly key = { h: 0, src: 0, dst: 0, proto: 0, l4: 0, zone: 0 };
 
   constructor(opts: ExternalCtTableOptions = {}) {
     this.limit = Math.max(1, opts.limit ?? DEFAULT_HASH_LIMIT);
@@ -121,20 +123,15 @@ export class ExternalCtTable {
 
   /** A message in CtFields form (from scanConntrackFields). */
   applyFields(kind: EventKind, f: CtFields, now: number): number {
-    const src = f.src | 0;
-    const dst = f.dst | 0;
-    const l4 = fieldsL4Word(f);
-    const zone = f.bits & CTF.ZONE ? f.zone : 0;
-    const h = hashV4Identity(src, dst, f.proto, l4, zone) | 0;
-    const i = this.findV4(h, src, dst, f.proto, l4, zone);
+    const i = this.locateFields(f);
     switch (kind) {
       case EVENT.NEW:
-        if (i === NIL) return this.insertFields(f, h, src, dst, l4, zone, now);
+        if (i === NIL) return this.insertFields(f, now);
         this.writeFields(i, f);
         this.replaced(i, now);
         return i;
       case EVENT.UPDATE:
-        if (i === NIL) return this.insertFields(f, h, src, dst, l4, zone, now);
+        if (i === NIL) return this.insertFields(f, now);
         if (this.objs[i] === undefined) this.mergeFields(i, f);
         else mergeConntrack(this.objs[i]!, conntrackFromFields(f));
         this.touched(i, now);
@@ -148,22 +145,16 @@ export class ExternalCtTable {
 
   /** A message as a decoded Conntrack (any family, any attributes). */
   applyObject(kind: EventKind, ct: Conntrack, now: number): number {
-    const v4 = ct.orig.l3 === AF_INET;
-    const src = v4 ? ipv4Value(ct.orig.src) | 0 : 0;
-    const dst = v4 ? ipv4Value(ct.orig.dst) | 0 : 0;
-    const l4 = v4 ? l4Word(ct.orig) : 0;
-    const zone = ctZone(ct);
-    const h = (v4 ? hashV4Identity(src, dst, ct.orig.proto, l4, zone) : hashConntrack(ct)) | 0;
-    const i = v4 ? this.findV4(h, src, dst, ct.orig.proto, l4, zone) : this.findOther(h, ct);
+    const i = this.locateObject(ct);
     switch (kind) {
       case EVENT.NEW:
-        if (i === NIL) return this.insertObject(ct, h, src, dst, l4, zone, now);
+        if (i === NIL) return this.insertObject(ct, now);
         this.objs[i] = ct;
         this.bits[i] = 0;
         this.replaced(i, now);
         return i;
       case EVENT.UPDATE: {
-        if (i === NIL) return this.insertObject(ct, h, src, dst, l4, zone, now);
+        if (i === NIL) return this.insertObject(ct, now);
         let cur = this.objs[i];
         if (cur === undefined) {
           cur = conntrackFromFields(this.fieldsOf(i));
@@ -183,12 +174,7 @@ export class ExternalCtTable {
 
   /** The slot holding the identity of `ct`, or -1. */
   find(ct: Conntrack): number {
-    if (ct.orig.l3 !== AF_INET) return this.findOther(hashConntrack(ct) | 0, ct);
-    const src = ipv4Value(ct.orig.src) | 0;
-    const dst = ipv4Value(ct.orig.dst) | 0;
-    const l4 = l4Word(ct.orig);
-    const zone = ctZone(ct);
-    return this.findV4(hashV4Identity(src, dst, ct.orig.proto, l4, zone) | 0, src, dst, ct.orig.proto, l4, zone);
+    return this.locateObject(ct);
   }
 
   // ---- reading ----
@@ -275,15 +261,51 @@ export class ExternalCtTable {
 
   // ---- internals ----
 
-  private findV4(h: number, src: number, dst: number, proto: number, l4: number, zone: number): number {
+  /** Sets `key` to the identity of a message in CtFields form; returns its slot or -1. */
+  private locateFields(f: CtFields): number {
+    const k = this.key;
+    k.src = f.src | 0;
+    k.dst = f.dst | 0;
+    k.proto = f.proto;
+    k.l4 = fieldsL4Word(f);
+    k.zone = f.bits & CTF.ZONE ? f.zone : 0;
+    k.h = hashV4Identity(k.src, k.dst, k.proto, k.l4, k.zone) | 0;
+    return this.findV4();
+  }
+
+  /**
+   * Sets `key` to the identity of `ct`; returns its slot or -1. IPv4 is keyed
+   * by numbers like a column entry; other families by the object's identity.
+   */
+  private locateObject(ct: Conntrack): number {
+    const k = this.key;
+    const o = ct.orig;
+    k.proto = o.proto;
+    k.zone = ctZone(ct);
+    if (o.l3 !== AF_INET) {
+      k.src = k.dst = k.l4 = 0;
+      k.h = hashConntrack(ct) | 0;
+      return this.findOther(ct);
+    }
+    k.src = ipv4Value(o.src) | 0;
+    k.dst = ipv4Value(o.dst) | 0;
+    k.l4 = l4Word(o);
+    k.h = hashV4Identity(k.src, k.dst, k.proto, k.l4, k.zone) | 0;
+    return this.findV4();
+  }
+
+  private findV4(): number {
+    const k = this.key;
+    const h = k.h;
     for (let i = this.buckets[h & this.mask]!; i !== NIL; i = this.hnext[i]!) {
-      if (this.hash[i] === h && this.l3[i] === AF_INET && this.src[i] === src && this.dst[i] === dst &&
-        this.proto[i] === proto && this.l4[i] === l4 && this.zone[i] === zone) return i;
+      if (this.hash[i] === h && this.l3[i] === AF_INET && this.src[i] === k.src && this.dst[i] === k.dst &&
+        this.proto[i] === k.proto && this.l4[i] === k.l4 && this.zone[i] === k.zone) return i;
     }
     return NIL;
   }
 
-  private findOther(h: number, ct: Conntrack): number {
+  private findOther(ct: Conntrack): number {
+    const h = this.key.h;
     for (let i = this.buckets[h & this.mask]!; i !== NIL; i = this.hnext[i]!) {
       if (this.hash[i] === h && this.l3[i] !== AF_INET && conntrackIdentityEquals(this.objs[i]!, ct)) return i;
     }
@@ -371,14 +393,16 @@ export class ExternalCtTable {
     return NIL;
   }
 
-  private insertFields(f: CtFields, h: number, src: number, dst: number, l4: number, zone: number, now: number): number {
-    const i = this.insertSlot(h, AF_INET, src, dst, f.proto, l4, zone, now);
+  /** Inserts the entry `key` names (locateFields just missed it). */
+  private insertFields(f: CtFields, now: number): number {
+    const i = this.insertSlot(AF_INET, now);
     if (i !== NIL) this.writeFields(i, f);
     return i;
   }
 
-  private insertObject(ct: Conntrack, h: number, src: number, dst: number, l4: number, zone: number, now: number): number {
-    const i = this.insertSlot(h, ct.orig.l3, src, dst, ct.orig.proto, l4, zone, now);
+  /** Inserts the entry `key` names (locateObject just missed it). */
+  private insertObject(ct: Conntrack, now: number): number {
+    const i = this.insertSlot(ct.orig.l3, now);
     if (i !== NIL) {
       this.objs[i] = ct;
       this.bits[i] = 0;
@@ -386,8 +410,7 @@ export class ExternalCtTable {
     return i;
   }
 
-  private insertSlot(h: number, l3: number, src: number, dst: number, proto: number, l4: number, zone: number,
-    now: number): number {
+  private insertSlot(l3: number, now: number): number {
     if (this.count >= this.limit) {
       this.stats.createFailed++;
       this.stats.noSpace++;
@@ -402,13 +425,15 @@ export class ExternalCtTable {
       if (this.used === this.cap) this.resize(Math.min(this.limit, this.cap * 2));
       i = this.used++;
     }
+    const k = this.key;
+    const h = k.h;
     this.hash[i] = h;
     this.l3[i] = l3;
-    this.src[i] = src;
-    this.dst[i] = dst;
-    this.proto[i] = proto;
-    this.l4[i] = l4;
-    this.zone[i] = zone;
+    this.src[i] = k.src;
+    this.dst[i] = k.dst;
+    this.proto[i] = k.proto;
+    this.l4[i] = k.l4;
+    this.zone[i] = k.zone;
     this.state[i] = OBJ_STATE.NEW;
     this.firstSeen[i] = now;
     this.lastUpdate[i] = now;

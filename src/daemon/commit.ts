@@ -6,7 +6,8 @@
 // replaced. Differences: it reports how many and how long to the caller.
 import { IPS, IPPROTO, type Conntrack, type TcpInfo } from '../model/conntrack.js';
 import type { CacheObject } from '../cache/types.js';
-import { commitTimeout, COMMIT_FALLBACK_TIMEOUT, remainingTimeout } from '../cache/external.js';
+import { COMMIT_FALLBACK_TIMEOUT, remainingTimeout } from '../cache/external.js';
+import { DEFAULT_BATCH_SIZE } from '../netlink/client.js';
 import { ZERO_SYNPROXY } from '../netlink/ct-codec.js';
 import { newPlainV4Create, writeCreate, writeCreateV4, type PlainV4Create } from '../netlink/ct-write-fast.js';
 import type { NlWriter } from '../netlink/nlattr.js';
@@ -43,9 +44,9 @@ export interface CommitReport {
  */
 export function toKernelEntry(obj: CacheObject<Conntrack>, opts: CommitOptions): Conntrack {
   const ct = obj.value;
-  // The remaining lifetime as the external cache computes it (§5.2); 60 s when it is unknown.
-  const timeout = commitTimeout(obj, opts.now, opts.commitTimeout) ?? COMMIT_FALLBACK_TIMEOUT;
-  const out: Conntrack = { orig: ct.orig, timeout, status: (ct.status ?? 0) & ~IPS.EXPECTED };
+  const out: Conntrack = {
+    orig: ct.orig, timeout: kernelTimeout(ct.timeout, obj.lastUpdate, opts), status: kernelStatus(ct.status ?? 0),
+  };
   if (ct.reply !== undefined) out.reply = ct.reply;
   if (ct.mark !== undefined) out.mark = ct.mark;
   if (ct.zone !== undefined) out.zone = ct.zone;
@@ -61,13 +62,26 @@ export function toKernelEntry(obj: CacheObject<Conntrack>, opts: CommitOptions):
   if (ct.dnatAddr !== undefined) out.dnatAddr = ct.dnatAddr;
   if (ct.dnatPort !== undefined) out.dnatPort = ct.dnatPort;
   if (ct.master !== undefined) out.master = ct.master;
-  const tcp = ct.tcp;
-  if (!opts.tcpWindowTracking && ct.orig.proto === IPPROTO.TCP) {
-    out.tcp = liberal(tcp);
-  } else if (tcp !== undefined) {
-    out.tcp = tcp;
-  }
+  const tcp = kernelTcp(ct.orig.proto, ct.tcp, opts);
+  if (tcp !== undefined) out.tcp = tcp;
   return out;
+}
+
+// The rules of §5.2, one place for both ways of committing (toKernelEntry, plainCreate).
+
+/** The remaining lifetime as the external cache computes it; 60 s when it is unknown. */
+function kernelTimeout(timeout: number | undefined, lastUpdate: number, opts: CommitOptions): number {
+  return remainingTimeout(timeout, lastUpdate, opts.now, opts.commitTimeout) ?? COMMIT_FALLBACK_TIMEOUT;
+}
+
+/** EXPECTED is cleared: the master's expectation is not committed with it. */
+function kernelStatus(status: number): number {
+  return (status & ~IPS.EXPECTED) >>> 0;
+}
+
+/** TCP relaxed ("be liberal") unless both sides track windows. */
+function kernelTcp(proto: number, tcp: TcpInfo | undefined, opts: CommitOptions): TcpInfo | undefined {
+  return !opts.tcpWindowTracking && proto === IPPROTO.TCP ? liberal(tcp) : tcp;
 }
 
 /**
@@ -189,8 +203,11 @@ export async function commitExternal(src: CommitSource, table: ConntrackTable, o
   return report;
 }
 
-/** The netlink client's own batch size: each call is then one request, encoded at once. */
-const ENCODED_BATCH = 256;
+/**
+ * The netlink client's own batch size: each call is then one request, all of
+ * it encoded before the first await, while the slots were just checked live.
+ */
+const ENCODED_BATCH = DEFAULT_BATCH_SIZE;
 
 /** toKernelEntry's rules on a plain column entry's numbers. */
 function plainCreate(c: PlainV4Create, f: CtFields, lastUpdate: number, opts: CommitOptions): void {
@@ -200,11 +217,9 @@ function plainCreate(c: PlainV4Create, f: CtFields, lastUpdate: number, opts: Co
   c.proto = f.proto;
   c.sport = b & CTF.PORTS ? f.sport : 0;
   c.dport = b & CTF.PORTS ? f.dport : 0;
-  c.status = ((b & CTF.STATUS ? f.status : 0) & ~IPS.EXPECTED) >>> 0;
-  c.timeout = remainingTimeout(b & CTF.TIMEOUT ? f.timeout : undefined, lastUpdate, opts.now, opts.commitTimeout) ??
-    COMMIT_FALLBACK_TIMEOUT;
+  c.status = kernelStatus(b & CTF.STATUS ? f.status : 0);
+  c.timeout = kernelTimeout(b & CTF.TIMEOUT ? f.timeout : undefined, lastUpdate, opts);
   c.mark = b & CTF.MARK ? f.mark : -1;
-  if (f.proto === IPPROTO.TCP && !opts.tcpWindowTracking) c.tcp = LIBERAL_BY_STATE[b & CTF.TCP_STATE ? f.tcpState : 3]!;
-  else c.tcp = b & CTF.TCP_STATE ? TCP_STATE_ONLY[f.tcpState]! : undefined;
+  c.tcp = kernelTcp(f.proto, b & CTF.TCP_STATE ? TCP_STATE_ONLY[f.tcpState]! : undefined, opts);
   c.synproxy = b & CTF.SYNPROXY_ZERO ? ZERO_SYNPROXY : undefined;
 }

@@ -62,6 +62,9 @@ export interface CtClientStats {
 /** Writes the attributes of one item; throws to reject the item. */
 type Encoder<T> = (w: NlWriter, item: T) => void;
 
+/** Messages per request (sendmsg) unless `batchSize` says otherwise. */
+export const DEFAULT_BATCH_SIZE = 256;
+
 const DUMP_CHUNK = 4 * 1024 * 1024;
 /** Bytes per send: well under the default netlink sndbuf (~208 KiB). */
 const MAX_BATCH_BYTES = 128 * 1024;
@@ -82,7 +85,7 @@ export class CtClient {
   private posToIndex: Int32Array;
 
   constructor(opts: CtClientOptions = {}) {
-    this.batchSize = Math.max(1, opts.batchSize ?? 256);
+    this.batchSize = Math.max(1, opts.batchSize ?? DEFAULT_BATCH_SIZE);
     this.dumpRetries = opts.dumpRetries ?? 5;
     this.replyTimeoutMs = opts.replyTimeoutMs ?? 5000;
     this.posToIndex = new Int32Array(this.batchSize);

@@ -174,15 +174,12 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   /** Data waiting to go out: queued, or still in a bulk send's iterator. */
   protected hasBacklog(): boolean {
-    return this.tx.len > 0 || this.bulk !== null;
+    return this.tx.len > 0 || this.bulkPending;
   }
 
-  /**
-   * How much data waits to go out, for pacing decisions. A bulk send's
-   * unread rest counts as `whole`: its size is unknown, and it is large.
-   */
-  protected backlog(whole: number): number {
-    return this.tx.len + (this.bulk !== null ? whole : 0);
+  /** A bulk send still has objects to hand out (their number is unknown, and large). */
+  protected get bulkPending(): boolean {
+    return this.bulk !== null;
   }
 
   /** Moves up to BULK_BATCH objects from the bulk send into the tx queue. */

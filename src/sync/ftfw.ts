@@ -118,7 +118,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
   protected override mayStartData(): boolean {
     // Only a backlog larger than the window (a bulk send) is paced: a steady
     // event stream goes out at once, as conntrackd sends it.
-    if (this.rs.len < this.sendWindow + this.stallCredit || this.backlog(this.sendWindow) < this.sendWindow) return true;
+    if (this.rs.len < this.sendWindow + this.stallCredit || (!this.bulkPending && this.tx.len < this.sendWindow)) return true;
     // Full, and no acknowledgment for an alive interval: the peer may have
     // nothing left to acknowledge (its ACK was lost). Send on, one window at a
     // time, so its next window-full ACK comes, as conntrackd (which never
