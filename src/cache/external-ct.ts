@@ -123,50 +123,34 @@ export class ExternalCtTable {
 
   /** A message in CtFields form (from scanConntrackFields). */
   applyFields(kind: EventKind, f: CtFields, now: number): number {
-    const i = this.locateFields(f);
-    switch (kind) {
-      case EVENT.NEW:
-        if (i === NIL) return this.insertFields(f, now);
-        this.writeFields(i, f);
-        this.replaced(i, now);
-        return i;
-      case EVENT.UPDATE:
-        if (i === NIL) return this.insertFields(f, now);
-        if (this.objs[i] === undefined) this.mergeFields(i, f);
-        else mergeConntrack(this.objs[i]!, conntrackFromFields(f));
-        this.touched(i, now);
-        return i;
-      case EVENT.DESTROY:
-        return this.destroy(i);
-      default:
-        return NIL;
-    }
+    return this.apply(kind, this.locateFields(f), f, null, now);
   }
 
   /** A message as a decoded Conntrack (any family, any attributes). */
   applyObject(kind: EventKind, ct: Conntrack, now: number): number {
-    const i = this.locateObject(ct);
+    return this.apply(kind, this.locateObject(ct), null, ct, now);
+  }
+
+  /**
+   * One message on the entry `key` names (slot `i`, or -1 when absent), given
+   * either as fields (`f`) or as an object (`ct`): the other one is null.
+   */
+  private apply(kind: EventKind, i: number, f: CtFields | null, ct: Conntrack | null, now: number): number {
     switch (kind) {
       case EVENT.NEW:
-        if (i === NIL) return this.insertObject(ct, now);
-        this.objs[i] = ct;
-        this.bits[i] = 0;
+        if (i === NIL) return this.insert(f, ct, now);
+        this.setValue(i, f, ct);
         this.replaced(i, now);
         return i;
-      case EVENT.UPDATE: {
-        if (i === NIL) return this.insertObject(ct, now);
-        let cur = this.objs[i];
-        if (cur === undefined) {
-          cur = conntrackFromFields(this.fieldsOf(i));
-          this.objs[i] = cur;
-          this.bits[i] = 0;
-        }
-        mergeConntrack(cur, ct);
+      case EVENT.UPDATE:
+        if (i === NIL) return this.insert(f, ct, now);
+        this.mergeValue(i, f, ct);
         this.touched(i, now);
         return i;
-      }
       case EVENT.DESTROY:
-        return this.destroy(i);
+        if (i === NIL) this.stats.deleteNotFound++;
+        else this.remove(i);
+        return NIL;
       default:
         return NIL;
     }
@@ -338,7 +322,35 @@ export class ExternalCtTable {
     return f;
   }
 
-  /** Every value column from `f`: the entry becomes exactly that message. */
+  /** The entry becomes exactly this message: its fields in the columns, or the object. */
+  private setValue(i: number, f: CtFields | null, ct: Conntrack | null): void {
+    if (f !== null) this.writeFields(i, f);
+    else {
+      this.objs[i] = ct!;
+      this.bits[i] = 0;
+    }
+  }
+
+  /**
+   * mergeConntrack's rule: what the message carries overwrites the entry's. In
+   * the columns when both are fields; otherwise on the entry's object (a
+   * column entry becomes one).
+   */
+  private mergeValue(i: number, f: CtFields | null, ct: Conntrack | null): void {
+    let cur = this.objs[i];
+    if (f !== null && cur === undefined) {
+      this.mergeFields(i, f);
+      return;
+    }
+    if (cur === undefined) {
+      cur = conntrackFromFields(this.fieldsOf(i));
+      this.objs[i] = cur;
+      this.bits[i] = 0;
+    }
+    mergeConntrack(cur, f !== null ? conntrackFromFields(f) : ct!);
+  }
+
+  /** Every value column from `f`. */
   private writeFields(i: number, f: CtFields): void {
     // Written only over an object: objs stays as short as the highest object slot.
     if (this.objs[i] !== undefined) this.objs[i] = undefined;
@@ -384,29 +396,10 @@ export class ExternalCtTable {
     this.stats.createOk++;
   }
 
-  private destroy(i: number): number {
-    if (i === NIL) {
-      this.stats.deleteNotFound++;
-      return NIL;
-    }
-    this.remove(i);
-    return NIL;
-  }
-
-  /** Inserts the entry `key` names (locateFields just missed it). */
-  private insertFields(f: CtFields, now: number): number {
-    const i = this.insertSlot(AF_INET, now);
-    if (i !== NIL) this.writeFields(i, f);
-    return i;
-  }
-
-  /** Inserts the entry `key` names (locateObject just missed it). */
-  private insertObject(ct: Conntrack, now: number): number {
-    const i = this.insertSlot(ct.orig.l3, now);
-    if (i !== NIL) {
-      this.objs[i] = ct;
-      this.bits[i] = 0;
-    }
+  /** Inserts the entry `key` names (the locate just missed it). */
+  private insert(f: CtFields | null, ct: Conntrack | null, now: number): number {
+    const i = this.insertSlot(f !== null ? AF_INET : ct!.orig.l3, now);
+    if (i !== NIL) this.setValue(i, f, ct);
     return i;
   }
 
