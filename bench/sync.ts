@@ -4,12 +4,15 @@
 // The machine is shared and noisy: read the ratios, not the absolute figures.
 //
 //   npm run build && node dist/bench/sync.js [--quick] [--only=repl,commit,latency,resync,loss]
+//   Profiling: [--kinds=ctsync] [--perf] (perf's split of each daemon's CPU by bucket, all
+//   threads) [--sched=other] (for node --cpu-prof via CTSYNC_NODE_ARGS: its sampler starves
+//   beside a real-time main thread).
 //
 // Needs root (namespaces, CAP_NET_ADMIN), conntrackd and iptables in PATH.
 // All state queries go straight to each daemon's UNIX control socket (the
 // conntrackd request protocol, one int32), so neither daemon pays a client
 // process start per poll; kernel counts come from /proc/<pid>/net/stat.
-import { execSync } from 'node:child_process';
+import { execSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,14 +30,26 @@ type PairKind = DaemonKind | readonly [DaemonKind, DaemonKind];
 const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const tail = keyFile ? { tail: `Ctsync {\n\tKeyFile ${keyFile}\n}\n` } : {};
   const [a, b] = typeof kind === 'string' ? [kind, kind] : kind;
-  // conntrackd's default scheduling, stated for both (ctsync's default is normal scheduling).
-  const sched = { generalExtra: ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
+  // conntrackd's default scheduling, stated for both. `--sched=other` for profiling: V8's
+  // sampler thread starves beside a real-time main thread, and a profile then misses most ticks.
+  const sched = { generalExtra: SCHED_OTHER ? ['Scheduler {', '\tType OTHER', '}'] : ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
   return makeMixedPair(a, b, tag, { a: { ...tail, ...sched }, b: { ...tail, ...sched } });
 };
-import { cpuSeconds, kernelCount, peakRssMiB, quantile, systemCpuSeconds } from './lib/probe.js';
+import { cpuSeconds, kernelCount, mainThreadCpuSeconds, peakRssMiB, quantile, systemCpuSeconds } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
+const SCHED_OTHER = argv.includes('--sched=other');
+/**
+ * `--perf`: ctsync's replicate runs under `perf record` (both daemons, all threads), and rows
+ * split each one's CPU per event into kernel, optimized JS, TurboFan, GC... (scripts/perf-split.mjs).
+ * The daemons get --perf-basic-prof (JIT frames named in /tmp/perf-<pid>.map); V8's code log goes
+ * to /tmp instead of the working directory.
+ */
+const PERF = argv.includes('--perf');
+if (PERF) {
+  process.env.CTSYNC_NODE_ARGS = `${process.env.CTSYNC_NODE_ARGS ?? ''} --perf-basic-prof --logfile=/tmp/ctsync-bench-v8-%p.log --no-logfile-per-isolate`;
+}
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 /** `--kinds=ctsync` skips the conntrackd pair (profiling iterations; the table then has one column). */
 const KINDS = (argv.find((a) => a.startsWith('--kinds='))?.slice(8).split(',') ?? ['conntrackd', 'ctsync']) as DaemonKind[];
@@ -151,6 +166,10 @@ interface ReplResult {
   cpuSendUs: number; cpuRecvUs: number; cpuRecvRawUs: number; statsCostMs: number; polls: number;
   /** Kernel part of cpuSendUs / cpuRecvRawUs. */
   sysSendUs: number; sysRecvUs: number;
+  /** Of each daemon's CPU, its main thread's (the rest: runtime helper threads, GC and JIT for Node). */
+  mainSendUs: number; mainRecvUs: number;
+  /** `--perf`: each daemon's CPU by bucket, in % of its samples. */
+  perfSend?: Record<string, number>; perfRecv?: Record<string, number>;
   rssSendMiB: number; rssRecvMiB: number; fw1Internal: number; diag?: Record<string, string>;
 }
 
@@ -180,6 +199,9 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       const cpuB0 = cpuSeconds(p.b.pid);
       const sysA0 = systemCpuSeconds(p.a.pid);
       const sysB0 = systemCpuSeconds(p.b.pid);
+      const mainA0 = mainThreadCpuSeconds(p.a.pid);
+      const mainB0 = mainThreadCpuSeconds(p.b.pid);
+      const rec = PERF && p.a.kind === 'ctsync' && p.b.kind === 'ctsync' ? [perfStart(p.a.pid), perfStart(p.b.pid)] : null;
       let tCreated = 0;
       const t0 = now();
       const created = client.create(entries).then((r) => {
@@ -192,6 +214,9 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       const cpuB = cpuSeconds(p.b.pid) - cpuB0;
       const sysA = systemCpuSeconds(p.a.pid) - sysA0;
       const sysB = systemCpuSeconds(p.b.pid) - sysB0;
+      const mainA = mainThreadCpuSeconds(p.a.pid) - mainA0;
+      const mainB = mainThreadCpuSeconds(p.b.pid) - mainB0;
+      const perf = rec ? { perfSend: await perfSplit(rec[0]!, p.a.pid), perfRecv: await perfSplit(rec[1]!, p.b.pid) } : {};
       const convergeS = w.atMs === null ? null : (w.atMs - t0) / 1000;
       const lost = n - Math.min(n, w.count);
       // Per event that actually reached fw2 (a lossy run must not look cheaper).
@@ -207,6 +232,9 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
         cpuRecvRawUs: (cpuB / replicated) * 1e6,
         sysSendUs: (sysA / replicated) * 1e6,
         sysRecvUs: (sysB / replicated) * 1e6,
+        mainSendUs: (mainA / replicated) * 1e6,
+        mainRecvUs: (mainB / replicated) * 1e6,
+        ...perf,
         statsCostMs: statsCostS * 1000,
         polls: w.polls,
         rssSendMiB: peakRssMiB(p.a.pid),
@@ -218,6 +246,27 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       client.close();
     }
   }, keyFile);
+}
+
+/** `perf record` of one process, every thread, with the software clock (no hardware counters in VMs). */
+function perfStart(pid: number): ChildProcess {
+  return spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '4000', '-p', String(pid), '-o', `/tmp/ctsync-bench-${pid}.perf`],
+    { stdio: 'ignore' });
+}
+
+/** Stops a perfStart recording and sorts its samples into buckets; the daemon must still run (its JIT symbol map). */
+async function perfSplit(rec: ChildProcess, pid: number): Promise<Record<string, number>> {
+  const exited = new Promise<void>((r) => { if (rec.exitCode !== null) r(); else rec.once('exit', () => r()); });
+  rec.kill('SIGINT');
+  await Promise.race([exited, sleep(10_000)]);
+  const data = `/tmp/ctsync-bench-${pid}.perf`;
+  try {
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'perf-split.mjs'), data, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`perf-split: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { buckets: Record<string, number> }).buckets;
+  } finally {
+    for (const f of [data, `/tmp/perf-${pid}.map`, `/tmp/ctsync-bench-v8-${pid}.log`]) rmSync(f, { force: true });
+  }
 }
 
 /** A fresh key file (mode 0600, one AES-256 key) for the sealed-link row. */
@@ -478,6 +527,18 @@ async function lossy(kind: DaemonKind, n: number, boundMs: number): Promise<Loss
   });
 }
 
+/** `--perf`: each ctsync daemon's CPU per event split by where perf found it (µs, its share of the CPU row). */
+function perfRows(tag: string, r: Partial<Record<DaemonKind, ReplResult>>): void {
+  const c = r.ctsync;
+  if (!c?.perfSend || !c.perfRecv) return;
+  for (const [side, split, us] of [['sender', c.perfSend, c.cpuSendUs], ['receiver', c.perfRecv, c.cpuRecvRawUs]] as const) {
+    const total = Object.values(split).reduce((a, b) => a + b, 0) || 1;
+    for (const [bucket, pct] of Object.entries(split).sort((x, y) => y[1] - x[1])) {
+      rows.push({ workload: `CPU ${tag} (perf), ${side}: ${bucket}`, values: { ctsync: (us * pct) / total }, unit: 'µs', digits: 1, better: null });
+    }
+  }
+}
+
 /* ---------------- table ---------------- */
 
 type Better = 'lower' | 'higher';
@@ -602,7 +663,10 @@ async function main(): Promise<void> {
       rows.push({ workload: `CPU ${tag}: receiver daemon per replicated event (minus the STATS polls)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
       rows.push({ workload: `CPU ${tag}: of which kernel time (syscalls), sender`, values: pick(r, (x) => x.sysSendUs), unit: 'µs', digits: 1, better: null });
       rows.push({ workload: `CPU ${tag}: of which kernel time (syscalls), receiver (polls included)`, values: pick(r, (x) => x.sysRecvUs), unit: 'µs', digits: 1, better: null });
+      rows.push({ workload: `CPU ${tag}: of which main thread, sender (rest: GC/JIT helper threads)`, values: pick(r, (x) => x.mainSendUs), unit: 'µs', digits: 1, better: null });
+      rows.push({ workload: `CPU ${tag}: of which main thread, receiver (polls included)`, values: pick(r, (x) => x.mainRecvUs), unit: 'µs', digits: 1, better: null });
       rows.push({ workload: `CPU ${tag}: sender+receiver per replicated event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
+      perfRows(tag, r);
       const rssTarget = n === 100_000 ? { text: '≤ 2×', ok: LE(2) } : undefined;
       rows.push({ workload: `Peak RSS ${tag}: sender (VmHWM)`, values: pick(r, (x) => x.rssSendMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });
       rows.push({ workload: `Peak RSS ${tag}: receiver (VmHWM)`, values: pick(r, (x) => x.rssRecvMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });
@@ -616,6 +680,7 @@ async function main(): Promise<void> {
       rows.push({ workload: `CPU ${tag}: sender daemon per replicated event`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower' });
       rows.push({ workload: `CPU ${tag}: receiver daemon per replicated event (minus the STATS polls)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
       rows.push({ workload: `CPU ${tag}: sender+receiver per replicated event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
+      perfRows(tag, r);
     }
   }
   if (wants('commit')) {

@@ -21,6 +21,18 @@ export function systemCpuSeconds(pid: number): number {
   return (Number(f[12]) + Number(f[14])) / CLK_TCK;
 }
 
+/**
+ * CPU seconds of the process's own main thread (/proc/<pid>/task/<pid>/stat).
+ * For Node the rest of a process's CPU is V8's helper threads (concurrent and
+ * parallel GC, background JIT compilation) and libuv's pool: the split says
+ * whether a cost is in the event path or in the runtime beside it.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
 /** VmHWM (peak resident set) in MiB. */
 export function peakRssMiB(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

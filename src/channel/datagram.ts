@@ -6,7 +6,18 @@ import type { Channel, LinkStatus } from './types.js';
 import type { ChannelDeps, LinkConfig } from './index.js';
 import { sysfsLinks, type LinkReader } from './link.js';
 import { newCounters, normalizeAddress, type ChannelCounters } from './udp-util.js';
+import type { NativeUdpBinding, NativeUdpReceiver } from './native-udp.js';
 import { RateLimitedLog, silentLogger } from '../log/logger.js';
+
+const EAGAIN = 11;
+const ENOBUFS = 105;
+
+/** Sends straight through the addon: sendto() on the fd under the Node socket, to a fixed sockaddr. */
+export interface FastSender {
+  b: Pick<NativeUdpBinding, 'sendToFd'>;
+  fd: number;
+  dest: Buffer;
+}
 
 type MessageCb = (datagram: Buffer, from: { address: string; port: number }) => void;
 
@@ -19,6 +30,11 @@ export abstract class DatagramChannel implements Channel {
   protected readonly rlog: RateLimitedLog;
   protected rx: dgram.Socket | null = null;
   protected tx: dgram.Socket | null = null;
+  /** The addon's receive socket, when it serves this link instead of rx. */
+  protected nativeRx: NativeUdpReceiver | null = null;
+  private fast: FastSender | null = null;
+  /** Datagrams handed to Node's queue (the kernel buffer was full) and not yet sent. */
+  private queued = 0;
   private cb: MessageCb | null = null;
   // One callback for every send, created once: the send path allocates no closures.
   protected readonly afterSend = (err: Error | null, bytes?: number): void => {
@@ -45,19 +61,37 @@ export abstract class DatagramChannel implements Channel {
 
   abstract open(): Promise<void>;
 
-  /** Wires the opened sockets in; subclasses call it at the end of open(). */
-  protected attach(rx: dgram.Socket, tx: dgram.Socket): void {
-    rx.on('message', (msg, rinfo) => this.receive(msg, rinfo));
-    rx.on('error', (err) => this.recvError(err));
+  /**
+   * Wires the opened sockets in; subclasses call it at the end of open(). `rx`
+   * is a Node socket or the addon's receiver (built with `deliver` as its sink);
+   * `fast`, when given, sends through the addon on tx's fd.
+   */
+  protected attach(rx: dgram.Socket | NativeUdpReceiver, tx: dgram.Socket, fast: FastSender | null = null): void {
+    if ('on' in rx) {
+      rx.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+      rx.on('error', (err) => this.recvError(err));
+      this.rx = rx;
+    } else {
+      this.nativeRx = rx;
+      rx.start();
+    }
     tx.on('error', (err) => this.afterSend(err));
-    this.rx = rx;
     this.tx = tx;
+    this.fast = fast;
   }
 
+  /** The native receiver's sink: every datagram, with its source. */
+  protected readonly deliver = (msg: Buffer, from: { address: string; port: number }): void => this.receive(msg, from);
+
+  /** The native receiver's socket errors (a truncated datagram: EMSGSIZE). */
+  protected readonly recvErrno = (errno: number): void => this.recvError(new Error(`receive failed: errno ${errno}`));
+
   /**
-   * No copy: Node hands the datagram to the kernel synchronously when the
-   * socket buffer has room (the normal case); only when the kernel pushes back
-   * does libuv queue it by reference until the send callback.
+   * No copy: the datagram goes to the kernel synchronously when the socket
+   * buffer has room (the normal case), through the addon when it serves this
+   * link. When the kernel pushes back (EAGAIN), Node's dgram takes it and
+   * libuv queues it by reference until the send callback; later datagrams go
+   * the same way until that queue is empty, so none overtakes another.
    */
   send(datagram: Buffer): void {
     const tx = this.tx;
@@ -65,13 +99,32 @@ export abstract class DatagramChannel implements Channel {
       this.counters.errorsSent++;
       return;
     }
+    const fast = this.fast;
+    if (fast !== null && this.queued === 0) {
+      const n = fast.b.sendToFd(fast.fd, datagram, datagram.length, fast.dest);
+      if (n >= 0) {
+        this.counters.bytesSent += n;
+        this.counters.packetsSent++;
+        return;
+      }
+      if (n !== -EAGAIN && n !== -ENOBUFS) {
+        this.afterSend(new Error(`sendto failed: errno ${-n}`));
+        return;
+      }
+    }
     try {
-      tx.send(datagram, 0, datagram.length, this.cfg.port, this.destAddress(), this.afterSend);
+      this.queued++;
+      tx.send(datagram, 0, datagram.length, this.cfg.port, this.destAddress(), this.afterQueued);
     } catch (e) {
       // dgram throws synchronously for closed sockets and bad arguments.
-      this.afterSend(e as Error);
+      this.afterQueued(e as Error);
     }
   }
+
+  private readonly afterQueued = (err: Error | null, bytes?: number): void => {
+    if (this.queued > 0) this.queued--;
+    this.afterSend(err, bytes);
+  };
 
   onMessage(cb: MessageCb): void {
     this.cb = cb;
@@ -80,6 +133,9 @@ export abstract class DatagramChannel implements Channel {
   async close(): Promise<void> {
     const socks = [this.rx, this.tx];
     this.rx = this.tx = null;
+    this.fast = null;
+    this.nativeRx?.close();
+    this.nativeRx = null;
     await Promise.all(socks.map((s) => s && new Promise<void>((r) => s.close(() => r()))));
   }
 
@@ -91,7 +147,7 @@ export abstract class DatagramChannel implements Channel {
     return this.links.status(this.ifname);
   }
 
-  private receive(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private receive(msg: Buffer, rinfo: { address: string; port: number }): void {
     if (this.allow && !this.allow.has(normalizeAddress(rinfo.address))) {
       this.counters.rejectedSource++;
       this.rlog.warn(`${this.logTag}-source`, { ifname: this.ifname, from: rinfo.address }, 'dropped sync datagram from unexpected source');

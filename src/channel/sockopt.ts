@@ -11,6 +11,7 @@ import { ChannelError } from '../errors.js';
 
 // Linux values (asm-generic/socket.h); ctsync runs on Linux only.
 export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_NO_CHECK = 11;

@@ -1,0 +1,317 @@
+// Event-path micro-benchmark: what a replicated kernel event costs each
+// daemon in process, without sockets, the kernel or the scheduler of a shared
+// machine in the figure. The sync bench (bench/sync.ts) measures the whole
+// path, but its CPU rows also hold syscalls, V8's helper threads and cold
+// caches between bursts, and a sampling profile of a real-time daemon on two
+// cores undersamples badly (the sampler thread starves); this one profiles.
+//
+// 1. Capture: N real ctnetlink NEW events, created in a scratch netns by
+//    ctsync's netlink client and read by its event listener, kept as the
+//    raw batches the addon delivered.
+// 2. Replay, per round: two real daemons (fake kernel table, in-memory sync
+//    link) and the batches fed to the sender's real event decoder, one batch
+//    per event-loop turn as the addon does; done when the receiver's external
+//    cache holds N. Then the receiver's share alone: the sender's datagrams
+//    of that round replayed into a fresh receiver.
+// 3. Lone events after the burst, --gap ms apart: the daemon's own share of
+//    a single flow's latency, and what waking from idle adds to it.
+//
+//   npm run build && node --expose-gc dist/bench/events.js [--n 100000] [--rounds 5] [--singles 300] [--gap 5]
+//   (CTSYNC_PROF=1 node --cpu-prof --expose-gc dist/bench/events.js --rounds 2   for a profile)
+//
+// Figures are CPU time (process.cpuUsage) per event, min and median over the
+// rounds; needs root (a netns).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../src/config/index.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import type { ConntrackTable, KernelEventHandler, KernelEventSource, WriteResult } from '../src/daemon/ports.js';
+import type { Channel, ChannelStats, LinkStatus } from '../src/channel/types.js';
+import { silentLogger } from '../src/log/logger.js';
+import type { Conntrack, Expectation } from '../src/model/conntrack.js';
+import { CtClient } from '../src/netlink/client.js';
+import { CtEventListener } from '../src/netlink/events.js';
+import { tcpEntries } from '../test/helpers/bulk.js';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+const N = arg('n', 100_000);
+const ROUNDS = arg('rounds', 5);
+const SINGLES = arg('singles', 300);
+/** Idle time between lone events, ms (0: back to back, one event-loop turn apart). */
+const GAP_MS = arg('gap', 5);
+const ns = `ctsevb${process.pid}`;
+const nsPath = `/var/run/netns/${ns}`;
+const cpuUs = (): number => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const gc = (globalThis as { gc?: () => void }).gc ?? ((): void => undefined);
+
+function sh(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** The kernel's event batches as the addon handed them over (copied: the addon reuses its buffer). */
+async function capture(): Promise<Buffer[]> {
+  const batches: Buffer[] = [];
+  let events = 0;
+  const listener = new CtEventListener({ netns: nsPath, bufferSize: 256 << 20 });
+  // Record instead of decoding; count messages by their netlink headers.
+  (listener as unknown as { decode(buf: Buffer): void }).decode = (buf: Buffer): void => {
+    batches.push(Buffer.from(buf));
+    for (let off = 0; off + 16 <= buf.length;) {
+      const len = buf.readUInt32LE(off);
+      if (len < 16) break;
+      events++;
+      off += (len + 3) & ~3;
+    }
+  };
+  const client = new CtClient({ netns: nsPath });
+  try {
+    listener.start();
+    const r = await client.create(tcpEntries(N + SINGLES));
+    if (r.ok !== N + SINGLES) throw new Error(`capture: ${r.failed.length} creates failed`);
+    for (let i = 0; i < 3000 && events < N + SINGLES; i++) await new Promise((res) => setTimeout(res, 10));
+    if (events < N + SINGLES) throw new Error(`capture: ${events}/${N + SINGLES} events (overrun?)`);
+    await client.flush();
+  } finally {
+    listener.close();
+    client.close();
+  }
+  return batches;
+}
+
+class NullTable implements ConntrackTable {
+  readonly portId = 4242;
+  async dump(): Promise<Conntrack[]> { return []; }
+  private ok(entries: unknown[]): Promise<WriteResult> { return Promise.resolve({ ok: entries.length, failed: [] }); }
+  createOrReplace(e: Conntrack[]): Promise<WriteResult> { return this.ok(e); }
+  updateOrCreate(e: Conntrack[]): Promise<WriteResult> { return this.ok(e); }
+  remove(e: Conntrack[]): Promise<WriteResult> { return this.ok(e); }
+  async dumpExpectations(): Promise<Expectation[]> { return []; }
+  createExpectations(e: Expectation[]): Promise<WriteResult> { return this.ok(e); }
+  removeExpectations(e: Expectation[]): Promise<WriteResult> { return this.ok(e); }
+  close(): void {}
+}
+
+/** The sender's kernel side: the real decoder (CtEventListener.onData), fed recorded batches. */
+class ReplayEvents implements KernelEventSource {
+  private handler: KernelEventHandler | null = null;
+  readonly listener: CtEventListener;
+  constructor() {
+    this.listener = new CtEventListener({
+      netns: nsPath,
+      handler: {
+        onEvent: (kind, ct, portid) => this.handler?.onConntrack(kind, ct, portid),
+      },
+    });
+  }
+  start(h: KernelEventHandler): void { this.handler = h; }
+  stop(): void { this.handler = null; this.listener.close(); }
+  stats() { return { events: 0, overruns: 0, decodeErrors: 0, bufferSize: 0 }; }
+}
+
+/** An in-memory sync link: delivery on a later event-loop turn, as a socket's. No copies kept. */
+class MemChannel implements Channel {
+  readonly kind = 'UDP' as const;
+  readonly ifname = 'fake0';
+  readonly maxDatagram = 1471;
+  readonly address: string;
+  peer: MemChannel | null = null;
+  /** Datagrams this end sent, when recording (copies). */
+  record: Buffer[] | null = null;
+  /** performance.now() of the last send(). */
+  lastSendAt = 0;
+  private cb: ((d: Buffer, from: { address: string; port: number }) => void) | null = null;
+  private inbox: Buffer[] = [];
+  private scheduled = false;
+  private readonly counters: ChannelStats = { bytesSent: 0, bytesRecv: 0, packetsSent: 0, packetsRecv: 0, errorsSent: 0, errorsRecv: 0 };
+  constructor(address: string) { this.address = address; }
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+  send(d: Buffer): void {
+    this.lastSendAt = performance.now();
+    this.counters.packetsSent++;
+    // The engine reuses its datagram buffer once send() returns, as a socket may.
+    const copy = Buffer.from(d);
+    this.record?.push(copy);
+    this.peer?.post(copy);
+  }
+  post(d: Buffer): void {
+    this.inbox.push(d);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drain);
+    }
+  }
+  private readonly drain = (): void => {
+    this.scheduled = false;
+    const q = this.inbox;
+    this.inbox = [];
+    for (const d of q) this.deliver(d);
+  };
+  deliver(d: Buffer): void {
+    this.counters.packetsRecv++;
+    this.cb?.(d, { address: this.peer?.address ?? '192.0.2.9', port: 3780 });
+  }
+  onMessage(cb: (d: Buffer, from: { address: string; port: number }) => void): void { this.cb = cb; }
+  stats(): ChannelStats { return { ...this.counters }; }
+  status(): LinkStatus { return 'RUNNING'; }
+}
+
+function config(dir: string, name: string, self: string, peer: string): string {
+  return `Sync {
+  Mode FTFW { }
+  UDP { IPv4_address ${self} IPv4_Destination_Address ${peer} Port 3780 Interface fake0 }
+}
+General {
+  HashSize 65536
+  HashLimit 524288
+  LockFile ${dir}/${name}.lock
+  UNIX { Path ${dir}/${name}.ctl }
+  Filter From Userspace { Address Ignore { IPv4_address 127.0.0.1 } }
+}
+`;
+}
+
+interface Node { d: Daemon; ch: MemChannel; events?: ReplayEvents }
+
+async function node(dir: string, name: string, self: string, peer: string, withEvents: boolean): Promise<Node> {
+  const { config: cfg } = parseConfig(config(dir, name, self, peer), `${name}.conf`);
+  const ch = new MemChannel(self);
+  const events = withEvents ? new ReplayEvents() : undefined;
+  const d = new Daemon(cfg, { log: silentLogger, table: new NullTable(), ...(events ? { events } : {}), channel: ch });
+  await d.start();
+  return { d, ch, ...(events ? { events } : {}) };
+}
+
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 600_000 && !cond(); i++) await turn();
+  if (!cond()) throw new Error(`timed out: ${what}`);
+}
+
+/** The batches cut into one netlink message each, as the addon delivers a lone event. */
+function singles(batches: Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (const buf of batches) {
+    for (let off = 0; off + 16 <= buf.length;) {
+      const len = buf.readUInt32LE(off);
+      if (len < 16) break;
+      out.push(Buffer.from(buf.subarray(off, off + len)));
+      off += (len + 3) & ~3;
+    }
+  }
+  return out;
+}
+
+const quantileOf = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+
+/**
+ * Lone events GAP_MS apart after the burst (the sync bench's latency row uses 5 ms, in process
+ * here): time from the decoder's entry to the datagram handed to the link, which includes the
+ * setImmediate hop to the transmit round. Shows what the daemon's own code adds to a single
+ * flow's latency, and (varying --gap) how much of it is the cost of waking from idle.
+ */
+async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Promise<number[]> {
+  const a = await node(dir, 'sa', '192.0.2.1', '192.0.2.2', true);
+  const b = await node(dir, 'sb', '192.0.2.2', '192.0.2.1', false);
+  a.ch.peer = b.ch;
+  b.ch.peer = a.ch;
+  try {
+    // Warm: the burst first, as the sync bench's latency row does.
+    for (const buf of batches) {
+      a.events!.listener.onData(buf, 0);
+      await turn();
+    }
+    await waitFor(() => b.d.external.ctSize >= N, 'warm-up replicated');
+    await new Promise((r) => setTimeout(r, 1000));
+    const us: number[] = [];
+    for (let i = 0; i < SINGLES; i++) {
+      const m = lone[i]!;
+      const t0 = performance.now();
+      a.events!.listener.onData(m, 0);
+      for (let k = 0; k < 100 && a.ch.lastSendAt < t0; k++) await turn();
+      us.push((a.ch.lastSendAt - t0) * 1000);
+      if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
+      else await turn();
+    }
+    return us;
+  } finally {
+    await a.d.stop();
+    await b.d.stop();
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  sh('ip', ['netns', 'add', ns]);
+  const dir = mkdtempSync(join(tmpdir(), 'ctsync-evb-'));
+  try {
+    // The first N messages, re-packed as the addon delivers a backlog; the rest, lone new flows.
+    const all = singles(await capture());
+    const batches: Buffer[] = [];
+    for (let i = 0; i < N; i += 64) batches.push(Buffer.concat(all.slice(i, Math.min(N, i + 64))));
+    const lone = all.slice(N, N + SINGLES);
+    console.log(`${N} kernel NEW events in ${batches.length} batches of 64; replay ${ROUNDS} rounds (CPU µs per event)`);
+    const both: number[] = [];
+    const recvOnly: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = await node(dir, `a${r}`, '192.0.2.1', '192.0.2.2', true);
+      const b = await node(dir, `b${r}`, '192.0.2.2', '192.0.2.1', false);
+      a.ch.peer = b.ch;
+      b.ch.peer = a.ch;
+      a.ch.record = [];
+      gc();
+      const c0 = cpuUs();
+      for (const buf of batches) {
+        a.events!.listener.onData(buf, 0);
+        await turn();
+      }
+      await waitFor(() => b.d.external.ctSize >= N, 'receiver has every entry');
+      both.push((cpuUs() - c0) / N);
+      const sent = a.ch.record;
+      a.ch.record = null;
+      await a.d.stop();
+      await b.d.stop();
+      // The receiver alone, on the same datagrams (its answers go nowhere).
+      const b2 = await node(dir, `c${r}`, '192.0.2.2', '192.0.2.1', false);
+      gc();
+      const c1 = cpuUs();
+      for (let i = 0; i < sent.length; i++) {
+        b2.ch.deliver(sent[i]!);
+        if ((i & 7) === 7) await turn();
+      }
+      await waitFor(() => b2.d.external.ctSize >= N, 'lone receiver has every entry');
+      recvOnly.push((cpuUs() - c1) / N);
+      await b2.d.stop();
+    }
+    if (ROUNDS > 0) {
+      const send = both.map((x, i) => x - recvOnly[i]!);
+      const row = (label: string, xs: number[]): string => `  ${label.padEnd(34)} min ${Math.min(...xs).toFixed(2)}  median ${median(xs).toFixed(2)}`;
+      console.log(row('sender + receiver', both));
+      console.log(row('of which the receiver (alone)', recvOnly));
+      console.log(row('the sender (difference)', send));
+    }
+    if (SINGLES > 0) {
+      const us = await singleEvents(dir, batches, lone);
+      console.log(`  lone events ${GAP_MS} ms apart, decoder entry → datagram to the link (µs): p50 ${quantileOf(us, 0.5).toFixed(1)}  p99 ${quantileOf(us, 0.99).toFixed(1)}  (${us.length})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+main().then(() => process.exit(0), (e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
