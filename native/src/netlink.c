@@ -121,6 +121,13 @@ static int arg_int(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
 }
 
+// The bytes of a Buffer argument; -1 when it is not a Buffer.
+static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
+  bool isbuf = false;
+  if (napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf) return -1;
+  return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -1;
+}
+
 static int is_missing(napi_env env, napi_value v) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok) return 1;
@@ -407,6 +414,29 @@ static void ev_finalize(napi_env env, void *data, void *hint) {
 
 /* ---------- exported functions ---------- */
 
+// A handle object for an open socket (taking ownership of fd): netlink, or UDP
+// (records with sources, fewer and larger read slots).
+static napi_value wrap_handle(napi_env env, int fd, int udp) {
+  nl_handle_t *h = calloc(1, sizeof *h);
+  if (!h) {
+    close(fd);
+    return throw_errno(env, "open", ENOMEM);
+  }
+  h->fd = fd;
+  h->env = env;
+  h->udp = udp;
+  h->nslots = udp ? UDP_SLOTS : SLOTS;
+  h->slot_size = udp ? UDP_SLOT_SIZE : SLOT_SIZE;
+  h->ev_cap = udp ? WAKEUP_BUDGET + (size_t)UDP_SLOTS * (UDP_REC_HDR + UDP_SLOT_SIZE) : EV_CAP;
+  napi_value ext;
+  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
+    close(fd);
+    free(h);
+    return throw_type(env, "napi_create_external failed");
+  }
+  return ext;
+}
+
 static napi_value f_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv, NULL)) return throw_type(env, "bad arguments");
@@ -450,23 +480,7 @@ static napi_value f_open(napi_env env, napi_callback_info info) {
     fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
     if (fd < 0) return throw_errno(env, "socket", errno);
   }
-  nl_handle_t *h = calloc(1, sizeof *h);
-  if (!h) {
-    close(fd);
-    return throw_errno(env, "open", ENOMEM);
-  }
-  h->fd = fd;
-  h->env = env;
-  h->nslots = SLOTS;
-  h->slot_size = SLOT_SIZE;
-  h->ev_cap = EV_CAP;
-  napi_value ext;
-  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
-    close(fd);
-    free(h);
-    return throw_type(env, "napi_create_external failed");
-  }
-  return ext;
+  return wrap_handle(env, fd, 0);
 }
 
 // udpOpen(family 4 | 6): a non-blocking UDP socket read by start() like an event
@@ -478,24 +492,7 @@ static napi_value f_udp_open(napi_env env, napi_callback_info info) {
   if (arg_int(env, argv[0], &fam) || (fam != 4 && fam != 6)) return throw_type(env, "udpOpen(family): family must be 4 or 6");
   int fd = socket(fam == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
-  nl_handle_t *h = calloc(1, sizeof *h);
-  if (!h) {
-    close(fd);
-    return throw_errno(env, "udpOpen", ENOMEM);
-  }
-  h->fd = fd;
-  h->env = env;
-  h->udp = 1;
-  h->nslots = UDP_SLOTS;
-  h->slot_size = UDP_SLOT_SIZE;
-  h->ev_cap = WAKEUP_BUDGET + (size_t)UDP_SLOTS * (UDP_REC_HDR + UDP_SLOT_SIZE);
-  napi_value ext;
-  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
-    close(fd);
-    free(h);
-    return throw_type(env, "napi_create_external failed");
-  }
-  return ext;
+  return wrap_handle(env, fd, 1);
 }
 
 // udpBind(h, sockaddr): bind() to a struct sockaddr_in / sockaddr_in6 built by the caller.
@@ -504,12 +501,9 @@ static napi_value f_udp_bind(napi_env env, napi_callback_info info) {
   if (get_args(env, info, 2, argv, NULL)) return NULL;
   nl_handle_t *h = get_open_handle(env, argv[0]);
   if (!h) return NULL;
-  bool isbuf = false;
-  napi_is_buffer(env, argv[1], &isbuf);
-  if (!isbuf) return throw_type(env, "udpBind(h, sockaddr): sockaddr must be a Buffer");
   void *data;
   size_t len;
-  napi_get_buffer_info(env, argv[1], &data, &len);
+  if (buffer_arg(env, argv[1], &data, &len)) return throw_type(env, "udpBind(h, sockaddr): sockaddr must be a Buffer");
   if (bind(h->fd, (struct sockaddr *)data, (socklen_t)len) < 0) return throw_errno(env, "bind", errno);
   napi_value u;
   napi_get_undefined(env, &u);
@@ -524,14 +518,10 @@ static napi_value f_send_to_fd(napi_env env, napi_callback_info info) {
   if (get_args(env, info, 4, argv, NULL)) return NULL;
   int32_t fd, len;
   if (arg_int(env, argv[0], &fd) || fd < 0) return throw_type(env, "sendToFd: fd must be a non-negative number");
-  bool isbuf = false, isaddr = false;
-  napi_is_buffer(env, argv[1], &isbuf);
-  napi_is_buffer(env, argv[3], &isaddr);
-  if (!isbuf || !isaddr) return throw_type(env, "sendToFd(fd, buf, len, sockaddr): buf and sockaddr must be Buffers");
   void *data, *sa;
   size_t cap, salen;
-  napi_get_buffer_info(env, argv[1], &data, &cap);
-  napi_get_buffer_info(env, argv[3], &sa, &salen);
+  if (buffer_arg(env, argv[1], &data, &cap) || buffer_arg(env, argv[3], &sa, &salen))
+    return throw_type(env, "sendToFd(fd, buf, len, sockaddr): buf and sockaddr must be Buffers");
   if (arg_int(env, argv[2], &len) || len < 0 || (size_t)len > cap) return throw_type(env, "sendToFd: len out of range");
   ssize_t n;
   do {
@@ -643,12 +633,9 @@ static napi_value f_send(napi_env env, napi_callback_info info) {
   if (get_args(env, info, 2, argv, NULL)) return NULL;
   nl_handle_t *h = get_open_handle(env, argv[0]);
   if (!h) return NULL;
-  bool isbuf = false;
-  napi_is_buffer(env, argv[1], &isbuf);
-  if (!isbuf) return throw_type(env, "send(h, buffer): buffer must be a Buffer");
   void *data;
   size_t len;
-  napi_get_buffer_info(env, argv[1], &data, &len);
+  if (buffer_arg(env, argv[1], &data, &len)) return throw_type(env, "send(h, buffer): buffer must be a Buffer");
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
   ssize_t n;
   do {

@@ -6,7 +6,7 @@
 // a port number.
 import dgram from 'node:dgram';
 import type { ChannelDeps, LinkConfig } from './index.js';
-import { DatagramChannel } from './datagram.js';
+import { DatagramChannel, type FastSender } from './datagram.js';
 import { hasFastSend, hasNativeUdp, NativeUdpReceiver, sockaddrIn } from './native-udp.js';
 import { bindToDevice, loadSockoptBinding, setIntOpt, socketFd, SOL_SOCKET, SO_RCVBUFFORCE, SO_REUSEADDR } from './sockopt.js';
 import {
@@ -43,6 +43,7 @@ export class UdpChannel extends DatagramChannel {
     const local = this.v6 ? this.cfg.ipv6Address ?? '::' : this.cfg.ipv4Address ?? '0.0.0.0';
     const nb = !this.v6 && hasNativeUdp(so) ? so : null;
     let rx: dgram.Socket | NativeUdpReceiver | null = null;
+    let fast: FastSender | null = null;
     const tx = dgram.createSocket({ type });
     try {
       if (nb) {
@@ -64,12 +65,13 @@ export class UdpChannel extends DatagramChannel {
       await bindSocket(tx, scoped(local, this.ifname), 0);
       applyCommon(so, tx, this.ifname);
       applySender(so, tx, this.cfg);
+      if (!this.v6 && hasFastSend(so)) fast = { b: so, fd: socketFd(tx), dest: sockaddrIn(this.dest, this.cfg.port) };
     } catch (e) {
       rx?.close();
       tx.close();
       throw e instanceof ChannelError ? e : new ChannelError(`UDP link ${this.ifname}: ${(e as Error).message}`,
         { ifname: this.ifname, port: this.cfg.port }, { cause: e });
     }
-    this.attach(rx, tx, !this.v6 && hasFastSend(so) ? { b: so, fd: socketFd(tx), dest: sockaddrIn(this.dest, this.cfg.port) } : null);
+    this.attach(rx, tx, fast);
   }
 }

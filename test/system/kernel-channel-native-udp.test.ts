@@ -6,18 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import { UdpChannel } from '../../src/channel/udp.js';
-import type { LinkReader } from '../../src/channel/link.js';
+import { freeUdpPort, loopbackLinks } from '../helpers/loopback.js';
 import { waitFor } from '../helpers/netns.js';
 
-const lo: LinkReader = { info: (ifname) => ({ ifname, ifindex: 1, mtu: 1500 }), status: () => 'RUNNING' };
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 const open: UdpChannel[] = [];
 afterEach(async () => {
@@ -25,9 +17,9 @@ afterEach(async () => {
 });
 
 async function pair(port: number, bExtra: object = {}): Promise<{ a: UdpChannel; b: UdpChannel }> {
-  const a = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.1', destination: '127.0.0.2', port, interface: 'lo' }, { links: lo });
+  const a = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.1', destination: '127.0.0.2', port, interface: 'lo' }, { links: loopbackLinks });
   const b = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.2', destination: '127.0.0.1', port, interface: 'lo',
-    rcvBuf: 16 << 20, ...bExtra }, { links: lo });
+    rcvBuf: 16 << 20, ...bExtra }, { links: loopbackLinks });
   await a.open();
   await b.open();
   open.push(a, b);
@@ -36,7 +28,7 @@ async function pair(port: number, bExtra: object = {}): Promise<{ a: UdpChannel;
 
 describe('UDP link through the native addon (loopback, real sockets)', () => {
   it('reads with the addon and delivers every size up to the MTU whole, in order, with the source', async () => {
-    const { a, b } = await pair(await freePort());
+    const { a, b } = await pair(await freeUdpPort());
     expect(a.nativeReceive && b.nativeReceive).toBe(true);
     const got: { n: number; len: number; ok: boolean; from: string }[] = [];
     b.onMessage((d, from) => {
@@ -58,7 +50,7 @@ describe('UDP link through the native addon (loopback, real sockets)', () => {
   });
 
   it('loses nothing of a 20,000-datagram burst sent 256 at a time (one event-loop turn between)', async () => {
-    const { a, b } = await pair(await freePort());
+    const { a, b } = await pair(await freeUdpPort());
     let got = 0;
     let inOrder = true;
     b.onMessage((d) => {
@@ -76,7 +68,7 @@ describe('UDP link through the native addon (loopback, real sockets)', () => {
   });
 
   it('drops and counts datagrams from other sources; "any" accepts them', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { b } = await pair(port);
     const intruder = dgram.createSocket('udp4');
     await new Promise<void>((r) => intruder.bind(0, '127.0.0.3', () => r()));
@@ -87,7 +79,7 @@ describe('UDP link through the native addon (loopback, real sockets)', () => {
       await waitFor(() => b.stats().rejectedSource === 3, 'rejections', 3000);
       expect(got).toEqual([]);
 
-      const port2 = await freePort();
+      const port2 = await freeUdpPort();
       const { b: any } = await pair(port2, { acceptFrom: 'any' });
       const got2: string[] = [];
       any.onMessage((_d, from) => got2.push(from.address));
@@ -100,7 +92,7 @@ describe('UDP link through the native addon (loopback, real sockets)', () => {
   });
 
   it('closes: the port is free again and nothing more is delivered', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { a, b } = await pair(port);
     let got = 0;
     b.onMessage(() => { got++; });
@@ -108,7 +100,7 @@ describe('UDP link through the native addon (loopback, real sockets)', () => {
     a.send(Buffer.alloc(8));
     await new Promise((r) => setTimeout(r, 100));
     expect(got).toBe(0);
-    const again = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.2', destination: '127.0.0.1', port, interface: 'lo' }, { links: lo });
+    const again = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.2', destination: '127.0.0.1', port, interface: 'lo' }, { links: loopbackLinks });
     await again.open();
     open.push(again);
     expect(again.nativeReceive).toBe(true);

@@ -7,10 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import { NativeUdpReceiver, sockaddrIn, type NativeUdpBinding } from '../../src/channel/native-udp.js';
 import { UdpChannel } from '../../src/channel/udp.js';
-import type { LinkReader } from '../../src/channel/link.js';
 import type { SockoptBinding } from '../../src/channel/sockopt.js';
 import type { NativeReadCallback } from '../../src/netlink/native.js';
 import { ChannelError } from '../../src/errors.js';
+import { freeUdpPort, loopbackLinks } from '../helpers/loopback.js';
 import { waitFor } from '../helpers/netns.js';
 
 /** One record as the addon packs it: u32le length, port (BE), family, 0, 16 address bytes, payload padded to 4. */
@@ -92,15 +92,7 @@ describe('NativeUdpReceiver: the addon records back into datagrams', () => {
   });
 });
 
-const lo: LinkReader = { info: (ifname) => ({ ifname, ifindex: 1, mtu: 1500 }), status: () => 'RUNNING' };
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe('UdpChannel send path through sendToFd, with Node as the fallback', () => {
   const open: UdpChannel[] = [];
@@ -131,9 +123,9 @@ describe('UdpChannel send path through sendToFd, with Node as the fallback', () 
       },
     };
     const a = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.1', destination: '127.0.0.2', port, interface: 'lo' },
-      { sockopt: async () => b, links: lo });
+      { sockopt: async () => b, links: loopbackLinks });
     const recv = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.2', destination: '127.0.0.1', port, interface: 'lo', acceptFrom: 'any' },
-      { sockopt: async () => ({ setsockoptFd: () => undefined }), links: lo });
+      { sockopt: async () => ({ setsockoptFd: () => undefined }), links: loopbackLinks });
     await a.open();
     await recv.open();
     open.push(a, recv);
@@ -145,7 +137,7 @@ describe('UdpChannel send path through sendToFd, with Node as the fallback', () 
   const d = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeUInt32BE(n, 0); return b; };
 
   it('sends through sendToFd and counts what it sent', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { a, got, fastCalls } = await sender(port, []);
     for (let i = 1; i <= 3; i++) a.send(d(i));
     await waitFor(() => got.length === 3, 'three datagrams', 3000);
@@ -154,7 +146,7 @@ describe('UdpChannel send path through sendToFd, with Node as the fallback', () 
   });
 
   it('on EAGAIN hands the datagram to Node, and the next ones too until that queue is empty: none overtakes', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { a, got, fastCalls } = await sender(port, [-11]);
     a.send(d(1)); // EAGAIN: queued in Node
     a.send(d(2)); // Node's queue is not empty: Node again, behind 1
@@ -169,7 +161,7 @@ describe('UdpChannel send path through sendToFd, with Node as the fallback', () 
   });
 
   it('counts any other sendto error and drops the datagram (as a socket error would)', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { a, got } = await sender(port, [-1, 'send']);
     a.send(d(1)); // EPERM (a firewall rule on the sync link): counted, not retried
     a.send(d(2));

@@ -5,10 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import { UdpChannel } from '../../src/channel/udp.js';
 import { createChannel } from '../../src/channel/index.js';
-import type { LinkReader } from '../../src/channel/link.js';
 import { SO_BINDTODEVICE, SO_NO_CHECK, SO_RCVBUFFORCE, SO_SNDBUFFORCE, type SockoptBinding } from '../../src/channel/sockopt.js';
 import type { Channel } from '../../src/channel/types.js';
 import { ChannelError } from '../../src/errors.js';
+import { freeUdpPort, loopbackLinks } from '../helpers/loopback.js';
 import { waitFor } from '../helpers/netns.js';
 
 type Call = { fd: number; level: number; name: number; value: number | Buffer };
@@ -19,15 +19,7 @@ function recorder(): { so: () => Promise<SockoptBinding>; calls: Call[] } {
   return { so: async () => b, calls };
 }
 
-const lo: LinkReader = { info: (ifname) => ({ ifname, ifindex: 1, mtu: 1500 }), status: () => 'RUNNING' };
 
-async function freePort(type: 'udp4' | 'udp6' = 'udp4'): Promise<number> {
-  const s = dgram.createSocket(type);
-  await new Promise<void>((r) => s.bind(0, type === 'udp4' ? '127.0.0.1' : '::1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 const open: Channel[] = [];
 afterEach(async () => {
@@ -38,9 +30,9 @@ async function pair(port: number, extra: { a?: object; b?: object } = {}) {
   const ra = recorder();
   const rb = recorder();
   const a = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.1', destination: '127.0.0.2', port, interface: 'lo', checksum: false,
-    rcvBuf: 262144, sndBuf: 131072, ...extra.a }, { sockopt: ra.so, links: lo });
+    rcvBuf: 262144, sndBuf: 131072, ...extra.a }, { sockopt: ra.so, links: loopbackLinks });
   const b = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.2', destination: '127.0.0.1', port, interface: 'lo', ...extra.b },
-    { sockopt: rb.so, links: lo });
+    { sockopt: rb.so, links: loopbackLinks });
   await a.open();
   await b.open();
   open.push(a, b);
@@ -49,14 +41,14 @@ async function pair(port: number, extra: { a?: object; b?: object } = {}) {
 
 describe('UdpChannel on loopback', () => {
   it('sizes datagrams MTU - 28 - 1 for IPv4', async () => {
-    const { a } = await pair(await freePort());
+    const { a } = await pair(await freeUdpPort());
     expect(a.maxDatagram).toBe(1471);
     expect(a.kind).toBe('UDP');
     expect(a.ifname).toBe('lo');
   });
 
   it('sends and receives whole datagrams both ways, with stats', async () => {
-    const { a, b } = await pair(await freePort());
+    const { a, b } = await pair(await freeUdpPort());
     const gotA: Buffer[] = [];
     const gotB: { d: Buffer; from: string }[] = [];
     a.onMessage((d) => gotA.push(Buffer.from(d)));
@@ -74,7 +66,7 @@ describe('UdpChannel on loopback', () => {
   });
 
   it('binds both sockets to the interface and sets SO_NO_CHECK / buffers on the right ones', async () => {
-    const { ra, rb } = await pair(await freePort());
+    const { ra, rb } = await pair(await freeUdpPort());
     const byName = (calls: Call[], name: number) => calls.filter((c) => c.name === name);
     const bind = byName(ra.calls, SO_BINDTODEVICE);
     expect(bind).toHaveLength(2);
@@ -91,7 +83,7 @@ describe('UdpChannel on loopback', () => {
   });
 
   it('drops and counts datagrams from sources other than the peer', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { b } = await pair(port);
     const got: string[] = [];
     b.onMessage((_d, from) => got.push(from.address));
@@ -105,7 +97,7 @@ describe('UdpChannel on loopback', () => {
   });
 
   it('accepts any source with acceptFrom "any" (conntrackd behaviour) or an explicit list', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { a, b } = await pair(port, { b: { acceptFrom: 'any' }, a: { acceptFrom: ['127.0.0.3'] } });
     const gotB: string[] = [];
     const gotA: string[] = [];
@@ -123,9 +115,9 @@ describe('UdpChannel on loopback', () => {
   });
 
   it('works over IPv6 loopback (::1), sized MTU - 48 - 1', async () => {
-    const port = await freePort('udp6');
+    const port = await freeUdpPort('udp6');
     const r = recorder();
-    const c = new UdpChannel({ kind: 'udp', ipv6Address: '::1', destination: '::1', port, interface: 'lo' }, { sockopt: r.so, links: lo });
+    const c = new UdpChannel({ kind: 'udp', ipv6Address: '::1', destination: '::1', port, interface: 'lo' }, { sockopt: r.so, links: loopbackLinks });
     await c.open();
     open.push(c);
     expect(c.maxDatagram).toBe(1451);
@@ -138,7 +130,7 @@ describe('UdpChannel on loopback', () => {
   });
 
   it('never throws out of send or receive: counts instead', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const { a, b } = await pair(port);
     b.onMessage(() => { throw new Error('consumer bug'); });
     a.send(Buffer.alloc(8));
@@ -152,10 +144,10 @@ describe('UdpChannel on loopback', () => {
   });
 
   it('fails open() with a ChannelError when sockopts are unavailable, and frees the port', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const broken = async (): Promise<SockoptBinding> => ({ setsockoptFd: () => { throw new Error('ENOPROTOOPT'); } });
     const c = new UdpChannel({ kind: 'udp', ipv4Address: '127.0.0.1', destination: '127.0.0.2', port, interface: 'lo' },
-      { sockopt: broken, links: lo });
+      { sockopt: broken, links: loopbackLinks });
     await expect(c.open()).rejects.toBeInstanceOf(ChannelError);
     await expect(c.open()).rejects.toThrow(/SO_BINDTODEVICE lo failed: ENOPROTOOPT/);
   });
