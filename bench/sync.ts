@@ -476,6 +476,8 @@ interface ResyncResult {
   entries: number; seconds: number | null; perS: number | null; got: number;
   /** CPU of each daemon from the -n until converged, per entry that arrived (µs; the receiver's includes its STATS polls). */
   cpuSendUs: number; cpuRecvUs: number;
+  /** `--perf`: each daemon's CPU by bucket (% of its samples; the window starts 0.3 s before the -n). */
+  perfSend?: Record<string, number>; perfRecv?: Record<string, number>;
 }
 
 async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
@@ -493,6 +495,8 @@ async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
       await sleep(20);
     }
     await sleep(200);
+    const rec = PERF && p.a.kind === 'ctsync' ? [perfStart(p.a.pid), perfStart(p.b.pid)] : null;
+    if (rec) await sleep(300); // perf attaches to every thread before the measured window
     const cpuA0 = cpuSeconds(p.a.pid);
     const cpuB0 = cpuSeconds(p.b.pid);
     const t0 = now();
@@ -501,10 +505,11 @@ async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
     const got = Math.max(1, r.count);
     const cpuSendUs = ((cpuSeconds(p.a.pid) - cpuA0) / got) * 1e6;
     const cpuRecvUs = ((cpuSeconds(p.b.pid) - cpuB0) / got) * 1e6;
+    const perf = rec ? { perfSend: await perfSplit(rec[0]!, p.a.pid), perfRecv: await perfSplit(rec[1]!, p.b.pid) } : {};
     const seconds = r.atMs === null ? null : (r.atMs - t0) / 1000;
     // Not converged: the rate of what did arrive, up to its last change.
     const perS = r.count / ((r.lastChangeAt - t0) / 1000);
-    return { entries: n, seconds, perS, got: r.count, cpuSendUs, cpuRecvUs };
+    return { entries: n, seconds, perS, got: r.count, cpuSendUs, cpuRecvUs, ...perf };
   });
 }
 
@@ -528,13 +533,13 @@ async function lossy(kind: DaemonKind, n: number, boundMs: number): Promise<Loss
 }
 
 /** `--perf`: each ctsync daemon's CPU per event split by where perf found it (µs, its share of the CPU row). */
-function perfRows(tag: string, r: Partial<Record<DaemonKind, ReplResult>>): void {
-  const c = r.ctsync;
+function perfRows(tag: string, c: { perfSend?: Record<string, number>; perfRecv?: Record<string, number> } | undefined,
+  sendUs: number, recvUs: number, unit = 'event'): void {
   if (!c?.perfSend || !c.perfRecv) return;
-  for (const [side, split, us] of [['sender', c.perfSend, c.cpuSendUs], ['receiver', c.perfRecv, c.cpuRecvRawUs]] as const) {
+  for (const [side, split, us] of [['sender', c.perfSend, sendUs], ['receiver', c.perfRecv, recvUs]] as const) {
     const total = Object.values(split).reduce((a, b) => a + b, 0) || 1;
     for (const [bucket, pct] of Object.entries(split).sort((x, y) => y[1] - x[1])) {
-      rows.push({ workload: `CPU ${tag} (perf), ${side}: ${bucket}`, values: { ctsync: (us * pct) / total }, unit: 'µs', digits: 1, better: null });
+      rows.push({ workload: `CPU ${tag} (perf), ${side} per ${unit}: ${bucket}`, values: { ctsync: (us * pct) / total }, unit: 'µs', digits: 1, better: null });
     }
   }
 }
@@ -666,7 +671,7 @@ async function main(): Promise<void> {
       rows.push({ workload: `CPU ${tag}: of which main thread, sender (rest: GC/JIT helper threads)`, values: pick(r, (x) => x.mainSendUs), unit: 'µs', digits: 1, better: null });
       rows.push({ workload: `CPU ${tag}: of which main thread, receiver (polls included)`, values: pick(r, (x) => x.mainRecvUs), unit: 'µs', digits: 1, better: null });
       rows.push({ workload: `CPU ${tag}: sender+receiver per replicated event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower', target: { text: '≤ 1×', ok: LE(1) } });
-      perfRows(tag, r);
+      perfRows(tag, r.ctsync, r.ctsync?.cpuSendUs ?? 0, r.ctsync?.cpuRecvRawUs ?? 0);
       const rssTarget = n === 100_000 ? { text: '≤ 2×', ok: LE(2) } : undefined;
       rows.push({ workload: `Peak RSS ${tag}: sender (VmHWM)`, values: pick(r, (x) => x.rssSendMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });
       rows.push({ workload: `Peak RSS ${tag}: receiver (VmHWM)`, values: pick(r, (x) => x.rssRecvMiB), unit: 'MiB', digits: 1, better: 'lower', ...(rssTarget ? { target: rssTarget } : {}) });
@@ -680,7 +685,7 @@ async function main(): Promise<void> {
       rows.push({ workload: `CPU ${tag}: sender daemon per replicated event`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower' });
       rows.push({ workload: `CPU ${tag}: receiver daemon per replicated event (minus the STATS polls)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
       rows.push({ workload: `CPU ${tag}: sender+receiver per replicated event`, values: pick(r, (x) => x.cpuSendUs + x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
-      perfRows(tag, r);
+      perfRows(tag, r.ctsync, r.ctsync?.cpuSendUs ?? 0, r.ctsync?.cpuRecvRawUs ?? 0);
     }
   }
   if (wants('commit')) {
@@ -717,6 +722,7 @@ async function main(): Promise<void> {
     rows.push({ workload: `Bulk resync ${tag}: CPU per entry, receiver (fw2, its STATS polls included)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
     rows.push({ workload: `Bulk resync ${tag}: rate`, values: pick(r, (x) => x.perS), unit: 'entries/s', digits: 0, better: 'higher', target: { text: '≥ 1×', ok: (c, ref) => c >= ref },
       notes: Object.fromEntries(KINDS.filter((k) => r[k] && r[k]!.got < BIG).map((k) => [k, `only ${r[k]!.got} arrived`])) });
+    perfRows(`bulk resync ${tag}`, r.ctsync, r.ctsync?.cpuSendUs ?? 0, r.ctsync?.cpuRecvUs ?? 0, 'entry');
   }
   if (wants('loss')) {
     const r = await each(`loss 20% ${LOSS_N}`, (k) => lossy(k, LOSS_N, LOSS_BOUND_MS));
