@@ -146,6 +146,12 @@ async function statsCost(node: SyncNode, reqs = 100): Promise<number> {
   return (cpuSeconds(node.pid) - c0) / reqs;
 }
 
+/** "Pckts sent" of a daemon's active sync link (`-s`, the same line for both daemons). */
+async function packetsSent(node: SyncNode): Promise<number> {
+  const m = /(\d+) Pckts sent/.exec(await node.request(CTL.STATS, 10_000));
+  return m ? Number(m[1]) : NaN;
+}
+
 /** Counter blocks of both daemons, kept in the JSON when something went wrong. */
 async function diagnostics(p: Pair): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -476,6 +482,10 @@ interface ResyncResult {
   entries: number; seconds: number | null; perS: number | null; got: number;
   /** CPU of each daemon from the -n until converged, per entry that arrived (µs; the receiver's includes its STATS polls). */
   cpuSendUs: number; cpuRecvUs: number;
+  /** Kernel part (stime) of the two. */
+  sysSendUs: number; sysRecvUs: number;
+  /** Datagrams fw1 sent in the window ("Pckts sent" of its -s). */
+  datagrams: number;
   /** `--perf`: each daemon's CPU by bucket (% of its samples; the window starts 0.3 s before the -n). */
   perfSend?: Record<string, number>; perfRecv?: Record<string, number>;
 }
@@ -497,19 +507,25 @@ async function resync(kind: DaemonKind, n: number): Promise<ResyncResult> {
     await sleep(200);
     const rec = PERF && p.a.kind === 'ctsync' ? [perfStart(p.a.pid), perfStart(p.b.pid)] : null;
     if (rec) await sleep(300); // perf attaches to every thread before the measured window
+    const pk0 = await packetsSent(p.a);
     const cpuA0 = cpuSeconds(p.a.pid);
     const cpuB0 = cpuSeconds(p.b.pid);
+    const sysA0 = systemCpuSeconds(p.a.pid);
+    const sysB0 = systemCpuSeconds(p.b.pid);
     const t0 = now();
     await p.b.request(CTL.REQUEST_DUMP, 60_000); // -n
     const r = await waitExternal(p.b, n, { startMs: t0, boundMs: 120_000, stepMs: 10 });
     const got = Math.max(1, r.count);
     const cpuSendUs = ((cpuSeconds(p.a.pid) - cpuA0) / got) * 1e6;
     const cpuRecvUs = ((cpuSeconds(p.b.pid) - cpuB0) / got) * 1e6;
+    const sysSendUs = ((systemCpuSeconds(p.a.pid) - sysA0) / got) * 1e6;
+    const sysRecvUs = ((systemCpuSeconds(p.b.pid) - sysB0) / got) * 1e6;
+    const datagrams = (await packetsSent(p.a)) - pk0;
     const perf = rec ? { perfSend: await perfSplit(rec[0]!, p.a.pid), perfRecv: await perfSplit(rec[1]!, p.b.pid) } : {};
     const seconds = r.atMs === null ? null : (r.atMs - t0) / 1000;
     // Not converged: the rate of what did arrive, up to its last change.
     const perS = r.count / ((r.lastChangeAt - t0) / 1000);
-    return { entries: n, seconds, perS, got: r.count, cpuSendUs, cpuRecvUs, ...perf };
+    return { entries: n, seconds, perS, got: r.count, cpuSendUs, cpuRecvUs, sysSendUs, sysRecvUs, datagrams, ...perf };
   });
 }
 
@@ -720,6 +736,9 @@ async function main(): Promise<void> {
     rows.push({ workload: `Bulk resync ${tag} (fw2 -f external, -n): time`, values: pick(r, (x) => x.seconds), unit: 's', digits: 2, better: 'lower' });
     rows.push({ workload: `Bulk resync ${tag}: CPU per entry, sender (fw1)`, values: pick(r, (x) => x.cpuSendUs), unit: 'µs', digits: 1, better: 'lower' });
     rows.push({ workload: `Bulk resync ${tag}: CPU per entry, receiver (fw2, its STATS polls included)`, values: pick(r, (x) => x.cpuRecvUs), unit: 'µs', digits: 1, better: 'lower' });
+    rows.push({ workload: `Bulk resync ${tag}: of which kernel time (syscalls), sender`, values: pick(r, (x) => x.sysSendUs), unit: 'µs', digits: 1, better: null });
+    rows.push({ workload: `Bulk resync ${tag}: of which kernel time (syscalls), receiver`, values: pick(r, (x) => x.sysRecvUs), unit: 'µs', digits: 1, better: null });
+    rows.push({ workload: `Bulk resync ${tag}: datagrams fw1 sent (its -s "Pckts sent")`, values: pick(r, (x) => x.datagrams), unit: '', digits: 0, better: null });
     rows.push({ workload: `Bulk resync ${tag}: rate`, values: pick(r, (x) => x.perS), unit: 'entries/s', digits: 0, better: 'higher', target: { text: '≥ 1×', ok: (c, ref) => c >= ref },
       notes: Object.fromEntries(KINDS.filter((k) => r[k] && r[k]!.got < BIG).map((k) => [k, `only ${r[k]!.got} arrived`])) });
     perfRows(`bulk resync ${tag}`, r.ctsync, r.ctsync?.cpuSendUs ?? 0, r.ctsync?.cpuRecvUs ?? 0, 'entry');
