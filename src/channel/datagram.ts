@@ -6,7 +6,7 @@ import type { Channel, LinkStatus } from './types.js';
 import type { ChannelDeps, LinkConfig } from './index.js';
 import { sysfsLinks, type LinkReader } from './link.js';
 import { newCounters, normalizeAddress, type ChannelCounters } from './udp-util.js';
-import type { NativeUdpBinding, NativeUdpReceiver } from './native-udp.js';
+import { NativeUdpReceiver, type NativeUdpBinding } from './native-udp.js';
 import { RateLimitedLog, silentLogger } from '../log/logger.js';
 
 const EAGAIN = 11;
@@ -67,13 +67,13 @@ export abstract class DatagramChannel implements Channel {
    * `fast`, when given, sends through the addon on tx's fd.
    */
   protected attach(rx: dgram.Socket | NativeUdpReceiver, tx: dgram.Socket, fast: FastSender | null = null): void {
-    if ('on' in rx) {
+    if (rx instanceof NativeUdpReceiver) {
+      this.nativeRx = rx;
+      rx.start();
+    } else {
       rx.on('message', (msg, rinfo) => this.receive(msg, rinfo));
       rx.on('error', (err) => this.recvError(err));
       this.rx = rx;
-    } else {
-      this.nativeRx = rx;
-      rx.start();
     }
     tx.on('error', (err) => this.afterSend(err));
     this.tx = tx;

@@ -9,15 +9,14 @@
 import { ChannelError } from '../errors.js';
 import type { NativeHandle, NativeReadCallback } from '../netlink/native.js';
 
-/** The addon functions this module needs (all optional in SockoptBinding: an older addon lacks them). */
+/** The addon functions this module needs (checked at open: an older addon lacks them). */
 export interface NativeUdpBinding {
   udpOpen(family: 4 | 6): NativeHandle;
   udpBind(h: NativeHandle, sockaddr: Buffer): void;
   setsockopt(h: NativeHandle, level: number, name: number, value: number | Buffer): void;
   start(h: NativeHandle, cb: NativeReadCallback): void;
-  stop(h: NativeHandle): void;
   close(h: NativeHandle): void;
-  stats(h: NativeHandle): { fd: number; truncated: number };
+  stats(h: NativeHandle): { fd: number };
   /** sendto(fd, buf[0..len), MSG_DONTWAIT): bytes sent, or −errno (never throws for the socket's errors). */
   sendToFd(fd: number, buf: Buffer, len: number, sockaddr: Buffer): number;
 }

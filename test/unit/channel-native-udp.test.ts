@@ -31,9 +31,8 @@ function fakeBinding(): { b: NativeUdpBinding; feed: NativeReadCallback | null; 
     udpBind: (_h, sa) => { st.calls.push(`bind ${sa.toString('hex')}`); },
     setsockopt: (_h, level, name, value) => { st.calls.push(`setsockopt ${level} ${name} ${String(value)}`); },
     start: (_h, cb) => { st.feed = cb; },
-    stop: () => undefined,
     close: () => { st.calls.push('close'); },
-    stats: () => ({ fd: 42, truncated: 0 }),
+    stats: () => ({ fd: 42 }),
     sendToFd: () => 0,
   };
   return { b, get feed() { return st.feed; }, calls: st.calls };
@@ -51,14 +50,16 @@ describe('NativeUdpReceiver: the addon records back into datagrams', () => {
       record('192.0.2.2', 3780, Buffer.from('hello')),
       record('192.0.2.2', 3780, Buffer.from('abcd')),
       record('198.51.100.7', 999, Buffer.from('x')),
+      record('198.51.100.7', 1000, Buffer.from('y')),
       Buffer.alloc(64),
     ]);
     const used = buf.length - 64;
     f.feed!(buf, 0, used);
-    expect(got.map((g) => g.d)).toEqual(['hello', 'abcd', 'x']);
+    expect(got.map((g) => g.d)).toEqual(['hello', 'abcd', 'x', 'y']);
     expect(got[0]!.from).toEqual({ address: '192.0.2.2', port: 3780 });
     expect(got[1]!.from).toBe(got[0]!.from);
     expect(got[2]!.from).toEqual({ address: '198.51.100.7', port: 999 });
+    expect(got[3]!.from).toEqual({ address: '198.51.100.7', port: 1000 });
     expect(errs).toEqual([]);
     expect(f.calls).toContain(`bind ${sockaddrIn('192.0.2.1', 3780).toString('hex')}`);
   });
