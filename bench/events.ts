@@ -111,6 +111,8 @@ class ReplayEvents implements KernelEventSource {
       netns: nsPath,
       handler: {
         onEvent: (kind, ct, portid) => this.handler?.onConntrack(kind, ct, portid),
+        onBatchStart: () => this.handler?.onBatchStart?.(),
+        onBatchEnd: () => this.handler?.onBatchEnd?.(),
       },
     });
   }

@@ -333,6 +333,15 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     return kind === EVENT.DESTROY ? ORIGIN.FLUSH : ORIGIN.COMMIT;
   }
 
+  /** The events of one kernel read go out in one transmit round, run as the read ends (SyncMode.beginBatch). */
+  onBatchStart(): void {
+    this.sync?.beginBatch?.();
+  }
+
+  onBatchEnd(): void {
+    this.sync?.endBatch?.();
+  }
+
   /** Events were lost: dump the table and reconcile, never more than once a second. */
   onOverrun(): void {
     this.kernel.overruns++;

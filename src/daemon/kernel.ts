@@ -101,6 +101,14 @@ export class NetlinkEvents implements KernelEventSource {
             this.handlerErrors++;
           }
         },
+        onBatchStart: () => this.target?.onBatchStart?.(),
+        onBatchEnd: () => {
+          try {
+            this.target?.onBatchEnd?.();
+          } catch {
+            this.handlerErrors++;
+          }
+        },
       },
       ...(opts.netns ? { netns: opts.netns } : {}),
       ...(opts.bufferSize ? { bufferSize: opts.bufferSize } : {}),

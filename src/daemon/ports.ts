@@ -43,6 +43,9 @@ export interface KernelEventHandler {
   onExpectation(kind: EventKind, exp: Expectation, originPortId: number): void;
   /** The event socket overran: events were lost, the table must be dumped and reconciled. */
   onOverrun(): void;
+  /** Around the events of one read from the kernel (optional for sources that deliver one by one). */
+  onBatchStart?(): void;
+  onBatchEnd?(): void;
 }
 
 export interface EventSourceStats {

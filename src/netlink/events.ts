@@ -44,6 +44,9 @@ export interface CtEventListenerOptions {
 export interface CtEventHandler {
   onEvent(kind: EventKind, ct: Conntrack, portid: number): void;
   onExpectation?(kind: EventKind, exp: Expectation, portid: number): void;
+  /** Around each batch of events read in one wakeup (what the owner may act on once per batch). */
+  onBatchStart?(): void;
+  onBatchEnd?(): void;
 }
 
 export interface OverrunInfo {
@@ -166,7 +169,15 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
    * copies labels; strings and numbers are copies by nature).
    */
   readonly onData = (buf: Buffer | null, errno: number, len?: number): void => {
-    if (buf) this.decode(len === undefined ? buf : buf.subarray(0, len));
+    if (buf) {
+      const h = this.handler;
+      h?.onBatchStart?.();
+      try {
+        this.decode(len === undefined ? buf : buf.subarray(0, len));
+      } finally {
+        h?.onBatchEnd?.();
+      }
+    }
     if (errno === 0) return;
     if (errno === ERRNO.ENOBUFS || errno === ERRNO.EMSGSIZE) {
       this.overrun(errno);

@@ -109,6 +109,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   /** clock.now() at which the alive timer is due (see armAlive). */
   private aliveDue = 0;
   private scheduled = false;
+  /** Between beginBatch() and endBatch(): kicks wait for the batch's end. */
+  private inBatch = false;
+  private batchKicked = false;
   protected running = false;
 
   protected msgsSent = 0;
@@ -312,8 +315,23 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   protected kick(): void {
     if (this.scheduled || !this.running) return;
+    if (this.inBatch) {
+      this.batchKicked = true;
+      return;
+    }
     this.scheduled = true;
     this.scheduleFn(this.round);
+  }
+
+  beginBatch(): void {
+    this.inBatch = true;
+  }
+
+  endBatch(): void {
+    this.inBatch = false;
+    if (!this.batchKicked) return;
+    this.batchKicked = false;
+    if (this.running && !this.scheduled) this.transmit();
   }
 
   private readonly round = (): void => {

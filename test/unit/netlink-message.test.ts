@@ -507,6 +507,35 @@ describe('CtEventListener over a fake binding', () => {
     expect(l.stats.events).toBe(3);
   });
 
+  it('tells a direct handler where each read\'s batch of events starts and ends, also when decoding throws', () => {
+    const fake = new FakeBinding();
+    const calls: string[] = [];
+    const l = new CtEventListener({
+      binding: fake,
+      handler: {
+        onEvent: (kind, ct) => {
+          calls.push(`event ${kind} ${ct.mark}`);
+          if (ct.mark === 9) throw new Error('handler bug');
+        },
+        onBatchStart: () => calls.push('start'),
+        onBatchEnd: () => calls.push('end'),
+      },
+    });
+    l.start();
+    const w = new NlWriter(4096);
+    ctMessage(w, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 0, 0, tcp(1));
+    ctMessage(w, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 0, 0, tcp(2));
+    fake.socks[0]!.cb!(Buffer.from(w.view()), 0);
+    expect(calls).toEqual(['start', `event ${EVENT.NEW} 1`, `event ${EVENT.NEW} 2`, 'end']);
+    calls.length = 0;
+    fake.socks[0]!.cb!(null, 105); // an overrun without data: no batch
+    expect(calls).toEqual([]);
+    const w2 = new NlWriter(4096);
+    ctMessage(w2, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 0, 0, tcp(9));
+    expect(() => fake.socks[0]!.cb!(Buffer.from(w2.view()), 0)).toThrow('handler bug');
+    expect(calls).toEqual(['start', `event ${EVENT.NEW} 9`, 'end']);
+  });
+
   it('decodes only the used part of the addon\'s persistent buffer, and keeps no reference into it', () => {
     const fake = new FakeBinding();
     const l = new CtEventListener({ binding: fake });

@@ -102,6 +102,29 @@ describe('engine batching', () => {
     expect(d[0]!.bytes[76 + 1]).toBe(0x20);
   });
 
+  it('a batch (one kernel read) goes out as it ends, in one round, with no round left scheduled', () => {
+    const p = makePair();
+    p.a.engine.start();
+    p.clock.advance(0);
+    const before = p.link.from('a').length;
+    p.a.engine.beginBatch();
+    for (let i = 0; i < 20; i++) p.a.create(i);
+    // Nothing yet: the round waits for the end of the batch, not for the next tick.
+    expect(p.link.from('a').length).toBe(before);
+    p.a.engine.endBatch();
+    const d = p.link.from('a').slice(before);
+    expect(d.map((x) => x.bytes.length)).toEqual([1444, 76]);
+    p.clock.advance(0);
+    expect(p.link.from('a').length).toBe(before + 2);
+    // A batch that changed nothing sends nothing; outside a batch, rounds are scheduled as before.
+    p.a.engine.beginBatch();
+    p.a.engine.endBatch();
+    p.a.create(99);
+    expect(p.link.from('a').length).toBe(before + 2);
+    p.clock.advance(0);
+    expect(p.link.from('a').length).toBe(before + 3);
+  });
+
   it('data and control messages share a datagram', () => {
     const p = makePair();
     p.a.engine.start();
