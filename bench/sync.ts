@@ -203,13 +203,14 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
         while ((await p.b.cacheCount('external')) > 0 && now() - tf < 30_000) await sleep(20);
         await sleep(300);
       }
+      const rec = PERF && p.a.kind === 'ctsync' && p.b.kind === 'ctsync' ? [perfStart(p.a.pid), perfStart(p.b.pid)] : null;
+      if (rec) await sleep(300); // perf attaches to every thread before the burst
       const cpuA0 = cpuSeconds(p.a.pid);
       const cpuB0 = cpuSeconds(p.b.pid);
       const sysA0 = systemCpuSeconds(p.a.pid);
       const sysB0 = systemCpuSeconds(p.b.pid);
       const mainA0 = mainThreadCpuSeconds(p.a.pid);
       const mainB0 = mainThreadCpuSeconds(p.b.pid);
-      const rec = PERF && p.a.kind === 'ctsync' && p.b.kind === 'ctsync' ? [perfStart(p.a.pid), perfStart(p.b.pid)] : null;
       let tCreated = 0;
       const t0 = now();
       const created = client.create(entries).then((r) => {
