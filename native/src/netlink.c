@@ -343,11 +343,11 @@ static int read_loop(nl_handle_t *h, size_t budget, int *soft, int to_ev) {
       h->st.datagrams++;
       h->st.bytes += (double)len;
     }
-    if (n < h->nslots) {
-      // A short batch usually means the queue is empty; one more call confirms
-      // it cheaply with EAGAIN and also picks up a pending ENOBUFS.
-      continue;
-    }
+    // A short batch means the queue was empty when it was read. A poll-driven read stops
+    // there: the poll is level-triggered, so anything that arrived since (or a pending
+    // ENOBUFS, reported as POLLERR) brings the next wakeup, and a lone event costs one
+    // recvmmsg instead of two. A drain confirms with EAGAIN: its caller wants the queue empty.
+    if (n < h->nslots && to_ev) break;
   }
   return 0;
 }
