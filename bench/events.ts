@@ -201,7 +201,7 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
 }
 
 /** The batches cut into one netlink message each, as the addon delivers a lone event. */
-function singles(batches: Buffer[]): Buffer[] {
+function messagesOf(batches: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
   for (const buf of batches) {
     for (let off = 0; off + 16 <= buf.length;) {
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ctsync-evb-'));
   try {
     // The first N messages, re-packed as the addon delivers a backlog; the rest, lone new flows.
-    const all = singles(await capture());
+    const all = messagesOf(await capture());
     const batches: Buffer[] = [];
     for (let i = 0; i < N; i += 64) batches.push(Buffer.concat(all.slice(i, Math.min(N, i + 64))));
     const lone = all.slice(N, N + SINGLES);

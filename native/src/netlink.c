@@ -128,6 +128,13 @@ static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
   return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -1;
 }
 
+// What a function returns when it has nothing to say.
+static napi_value undefined_value(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
 static int is_missing(napi_env env, napi_value v) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok) return 1;
@@ -505,9 +512,7 @@ static napi_value f_udp_bind(napi_env env, napi_callback_info info) {
   size_t len;
   if (buffer_arg(env, argv[1], &data, &len)) return throw_type(env, "udpBind(h, sockaddr): sockaddr must be a Buffer");
   if (bind(h->fd, (struct sockaddr *)data, (socklen_t)len) < 0) return throw_errno(env, "bind", errno);
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
+  return undefined_value(env);
 }
 
 // sendToFd(fd, buf, len, sockaddr): one sendto() on any socket (the fd under a Node
@@ -570,9 +575,7 @@ static napi_value do_setsockopt(napi_env env, int fd, napi_value vlevel, napi_va
     rc = setsockopt(fd, level, name, data, (socklen_t)len);
   }
   if (rc < 0) return throw_errno(env, "setsockopt", errno);
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
+  return undefined_value(env);
 }
 
 static napi_value do_getsockopt(napi_env env, int fd, napi_value vlevel, napi_value vname, napi_value vsize) {
@@ -714,9 +717,7 @@ static napi_value f_start(napi_env env, napi_callback_info info) {
     return throw_errno(env, "uv_poll_start", -rc);
   }
   h->polling = 1;
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
+  return undefined_value(env);
 }
 
 static napi_value f_stop(napi_env env, napi_callback_info info) {
@@ -725,9 +726,7 @@ static napi_value f_stop(napi_env env, napi_callback_info info) {
   nl_handle_t *h = get_handle(env, argv[0]);
   if (!h) return NULL;
   handle_stop(h);
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
+  return undefined_value(env);
 }
 
 static napi_value f_close(napi_env env, napi_callback_info info) {
@@ -736,9 +735,7 @@ static napi_value f_close(napi_env env, napi_callback_info info) {
   nl_handle_t *h = get_handle(env, argv[0]);
   if (!h) return NULL;
   handle_close(h);
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
+  return undefined_value(env);
 }
 
 static void set_num(napi_env env, napi_value o, const char *k, double v) {
@@ -814,9 +811,7 @@ static napi_value f_set_scheduler(napi_env env, napi_callback_info info) {
   memset(&sp, 0, sizeof sp);
   sp.sched_priority = prio;
   if (sched_setscheduler(0, policy, &sp) < 0) return throw_errno(env, "sched_setscheduler", errno);
-  napi_value r;
-  napi_get_undefined(env, &r);
-  return r;
+  return undefined_value(env);
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
