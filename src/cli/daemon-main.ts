@@ -7,6 +7,7 @@ import { load, printWarnings } from './main.js';
 import { checkHost } from '../config/index.js';
 import { createReopenableLogger } from '../log/logger.js';
 import { Daemon } from '../daemon/daemon.js';
+import { warmUp, warmupFlowsFromEnv } from '../daemon/warmup.js';
 import { SecureChannel } from '../channel/secure.js';
 import { startOps, type Ops } from '../daemon/ops.js';
 import { CtsyncError } from '../errors.js';
@@ -40,6 +41,21 @@ export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>):
   });
   for (const w of warnings) log.warn({ file: w.file, line: w.line, keyword: w.keyword }, w.message);
   applyScheduler(config.general.scheduler, loadNative(), log);
+  let warmupFlows: number;
+  try {
+    warmupFlows = warmupFlowsFromEnv(process.env.CTSYNC_WARMUP);
+  } catch (e) {
+    process.stderr.write(`ctsync: ${(e as Error).message}\n`);
+    return 1;
+  }
+  if (config.role === 'sync' && warmupFlows > 0) {
+    try {
+      const r = await warmUp(config, { flows: warmupFlows });
+      log.info({ ...r }, 'JIT warm-up done');
+    } catch (e) {
+      log.warn({ err: e }, 'JIT warm-up failed; starting cold');
+    }
+  }
   let daemon: Daemon;
   let ops: Ops;
   try {

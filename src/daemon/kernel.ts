@@ -75,6 +75,8 @@ export interface NetlinkEventsOptions {
   maxBufferSize?: number;
   expectations?: boolean;
   reliable?: boolean;
+  /** Join the conntrack event groups (default). Off: nothing arrives but what feed() hands over. */
+  subscribe?: boolean;
 }
 
 export class NetlinkEvents implements KernelEventSource {
@@ -113,7 +115,8 @@ export class NetlinkEvents implements KernelEventSource {
       ...(opts.netns ? { netns: opts.netns } : {}),
       ...(opts.bufferSize ? { bufferSize: opts.bufferSize } : {}),
       ...(opts.maxBufferSize ? { maxBufferSize: opts.maxBufferSize } : {}),
-      expectations: opts.expectations ?? false,
+      conntrack: opts.subscribe !== false,
+      expectations: opts.subscribe !== false && (opts.expectations ?? false),
       reliable: opts.reliable ?? false,
     });
   }
@@ -128,6 +131,11 @@ export class NetlinkEvents implements KernelEventSource {
 
   stop(): void {
     this.listener.close();
+  }
+
+  /** Decodes `read` (packed ctnetlink messages) as if the kernel had sent it: the warm-up's synthetic events. */
+  feed(read: Buffer): void {
+    this.listener.onData(read, 0);
   }
 
   muteNew(): boolean {

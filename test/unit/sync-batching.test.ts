@@ -107,18 +107,18 @@ describe('engine batching', () => {
     p.a.engine.start();
     p.clock.advance(0);
     const before = p.link.from('a').length;
-    p.a.engine.beginBatch();
+    p.a.engine.beginBatch!();
     for (let i = 0; i < 20; i++) p.a.create(i);
     // Nothing yet: the round waits for the end of the batch, not for the next tick.
     expect(p.link.from('a').length).toBe(before);
-    p.a.engine.endBatch();
+    p.a.engine.endBatch!();
     const d = p.link.from('a').slice(before);
     expect(d.map((x) => x.bytes.length)).toEqual([1444, 76]);
     p.clock.advance(0);
     expect(p.link.from('a').length).toBe(before + 2);
     // A batch that changed nothing sends nothing; outside a batch, rounds are scheduled as before.
-    p.a.engine.beginBatch();
-    p.a.engine.endBatch();
+    p.a.engine.beginBatch!();
+    p.a.engine.endBatch!();
     p.a.create(99);
     expect(p.link.from('a').length).toBe(before + 2);
     p.clock.advance(0);

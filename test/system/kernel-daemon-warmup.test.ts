@@ -1,0 +1,56 @@
+// The start-up warm-up with the real addon: two scratch daemons in process
+// (event sources on netlink sockets that join no group, an in-memory link, no
+// kernel table) replicate, resync, commit and delete the synthetic flows, then
+// leave nothing behind: no files, no lock or control socket of the real config.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
+import { warmUp } from '../../src/daemon/warmup.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function config(dir: string, mode: 'FTFW' | 'NOTRACK', extra = ''): ReturnType<typeof parseConfig>['config'] {
+  return parseConfig(`Sync {
+  Mode ${mode} { }
+  UDP { IPv4_address 192.0.2.1 IPv4_Destination_Address 192.0.2.2 Port 3780 Interface lo }
+}
+General {
+  HashSize 65536
+  HashLimit 262144
+  LockFile ${dir}/real.lock
+  UNIX { Path ${dir}/real.ctl }
+  ${extra}
+}
+`, 'warmup.conf').config;
+}
+
+const scratchDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith('ctsync-warmup-'));
+
+describe('JIT warm-up (real addon, scratch daemons in process)', () => {
+  for (const mode of ['FTFW', 'NOTRACK'] as const) {
+    it(`${mode}: every flow reaches the scratch peer, is resent, committed and deleted; nothing is left`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ctsync-wu-test-'));
+      dirs.push(dir);
+      const before = new Set(scratchDirs());
+      const r = await warmUp(config(dir, mode), { flows: 1000 });
+      expect(r.flows).toBe(1000);
+      expect(r.received).toBe(1000);
+      expect(r.committed).toBe(2000);
+      expect(r.cpuMs).toBeGreaterThan(0);
+      expect(existsSync(join(dir, 'real.lock')) || existsSync(join(dir, 'real.ctl'))).toBe(false);
+      expect(scratchDirs().filter((d) => !before.has(d))).toEqual([]);
+    }, 60_000);
+  }
+
+  it('a filter that drops every synthetic flow makes it warm less, not fail', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctsync-wu-test-'));
+    dirs.push(dir);
+    const r = await warmUp(config(dir, 'FTFW', 'Filter From Userspace { Protocol Accept { SCTP } }'), { flows: 200 });
+    expect(r.received).toBe(0);
+  }, 60_000);
+});

@@ -1,0 +1,73 @@
+// The start-up warm-up's inputs: the synthetic kernel events must decode to the
+// flows they stand for, in the shapes real events have (the point is to compile
+// the decoder for those), and the environment switch must refuse a typo rather
+// than start cold without saying so.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_WARMUP_FLOWS, warmupFlow, warmupFlowsFromEnv, warmupReads } from '../../src/daemon/warmup.js';
+import { CT_DELETE, CT_NEW, NLM_F_CREATE, NLM_F_EXCL } from '../../src/netlink/nl-constants.js';
+import { MessageReader } from '../../src/netlink/message.js';
+import { readConntrack } from '../../src/netlink/ct-codec.js';
+import { IPPROTO } from '../../src/model/conntrack.js';
+
+describe('warm-up synthetic events', () => {
+  it('decode to the flows they stand for, in reads of at most 64 messages', () => {
+    const n = 300;
+    const reads = warmupReads(n, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3);
+    expect(reads.length).toBe(Math.ceil(n / 64));
+    const r = new MessageReader();
+    let k = 0;
+    for (const buf of reads) {
+      r.reset(buf);
+      while (r.next()) {
+        expect(r.type).toBe(CT_NEW);
+        expect(r.flags & (NLM_F_CREATE | NLM_F_EXCL)).not.toBe(0);
+        const ct = readConntrack(buf, r.attrsStart(), r.msgEnd);
+        const want = warmupFlow(k);
+        expect(ct.orig).toEqual(want.orig);
+        expect(ct.id).toBe(want.id);
+        expect(ct.reply?.src).toBe(want.orig.dst);
+        expect(ct.synproxy !== undefined).toBe(want.synproxy !== undefined);
+        if (want.tcp) expect(ct.tcp?.state).toBe(3);
+        k++;
+      }
+    }
+    expect(k).toBe(n);
+  });
+
+  it('cover TCP with and without synproxy, UDP, ICMP, and ids above 2^31', () => {
+    const flows = Array.from({ length: 40 }, (_, k) => warmupFlow(k));
+    const protos = new Set(flows.map((f) => f.orig.proto));
+    expect(protos).toEqual(new Set([IPPROTO.TCP, IPPROTO.UDP, IPPROTO.ICMP]));
+    const tcp = flows.filter((f) => f.orig.proto === IPPROTO.TCP);
+    expect(tcp.some((f) => f.synproxy) && tcp.some((f) => !f.synproxy)).toBe(true);
+    expect(flows.some((f) => f.id! > 2 ** 31)).toBe(true);
+    // Never an address a real network uses: the benchmarking range only.
+    for (const f of flows) expect(f.orig.src.startsWith('198.18.') && f.orig.dst.startsWith('198.19.')).toBe(true);
+  });
+
+  it('DESTROY reads carry the whole entry, as the kernel sends it', () => {
+    const [buf] = warmupReads(1, CT_DELETE, 0, 4);
+    const r = new MessageReader().reset(buf!);
+    expect(r.next()).toBe(true);
+    expect(r.type).toBe(CT_DELETE);
+    const ct = readConntrack(buf!, r.attrsStart(), r.msgEnd);
+    expect(ct.reply).toBeDefined();
+    expect(ct.status).toBeDefined();
+  });
+});
+
+describe('CTSYNC_WARMUP', () => {
+  it('is off unless asked for', () => {
+    for (const v of [undefined, '', '0', 'off', ' OFF ']) expect(warmupFlowsFromEnv(v)).toBe(0);
+  });
+  it('takes on/1 for the default and a number of flows', () => {
+    expect(warmupFlowsFromEnv('on')).toBe(DEFAULT_WARMUP_FLOWS);
+    expect(warmupFlowsFromEnv('1')).toBe(DEFAULT_WARMUP_FLOWS);
+    expect(warmupFlowsFromEnv('4096')).toBe(4096);
+  });
+  it('refuses anything else with a stable code', () => {
+    for (const v of ['yes', '-5', '2k', '1e3', '9999999']) {
+      expect(() => warmupFlowsFromEnv(v)).toThrow(expect.objectContaining({ code: 'CTSYNC_ERR_CONFIG_INVALID' }));
+    }
+  });
+});
