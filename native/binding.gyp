@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ctsync_netlink",
-      "sources": ["src/netlink.c"],
+      "sources": ["src/netlink.c", "src/aead.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@
 #include <linux/netlink.h>
 
 #include <node_api.h>
+#include "napi_util.h"
 #include <uv.h>
 
 #define SLOTS 64
@@ -97,7 +99,7 @@ static napi_value throw_errno(napi_env env, const char *op, int err) {
   return NULL;
 }
 
-static napi_value throw_type(napi_env env, const char *msg) {
+napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
   return NULL;
 }
@@ -107,7 +109,7 @@ static napi_value throw_type(napi_env env, const char *msg) {
     if ((call) != napi_ok) return throw_type(env, #call); \
   } while (0)
 
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, size_t *argc) {
+int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, size_t *argc) {
   size_t n = want;
   if (napi_get_cb_info(env, info, &n, argv, NULL, NULL) != napi_ok) return -1;
   for (size_t i = n; i < want; i++) napi_get_undefined(env, &argv[i]);
@@ -115,21 +117,21 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 0;
 }
 
-static int arg_int(napi_env env, napi_value v, int32_t *out) {
+int arg_int(napi_env env, napi_value v, int32_t *out) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return -1;
   return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
 }
 
 // The bytes of a Buffer argument; -1 when it is not a Buffer.
-static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
+int buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
   bool isbuf = false;
   if (napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf) return -1;
   return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -1;
 }
 
 // What a function returns when it has nothing to say.
-static napi_value undefined_value(napi_env env) {
+napi_value undefined_value(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
   return u;
@@ -814,6 +816,17 @@ static napi_value f_set_scheduler(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+// Hands the C heap's free memory back to the kernel (glibc keeps freed
+// blocks in its arenas, and a helper thread's arena is trimmed only by this):
+// after a burst of short-lived native allocations such as the JIT warm-up's
+// compilations. Returns whether anything was released.
+static napi_value f_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  napi_get_boolean(env, malloc_trim(0) != 0, &r);
+  return r;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, f_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -833,8 +846,10 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"udpOpen", NULL, f_udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"udpBind", NULL, f_udp_bind, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendToFd", NULL, f_send_to_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mallocTrim", NULL, f_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (aead_register(env, exports) != 0) return NULL;
   return exports;
 }
 

@@ -37,6 +37,8 @@ import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Channel, ChannelStats, LinkStatus } from './types.js';
 import { loadKeyFile, type Keyring, type SyncKey } from './keyring.js';
+import { chooseAead, type Aead, type AeadKey } from './aead.js';
+import { loadNative } from '../netlink/native.js';
 import { RateLimitedLog, silentLogger, type Logger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
@@ -58,6 +60,14 @@ function nodeCrypto(): typeof Crypto {
   return (cryptoLib ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto);
 }
 
+function nativeOrNull(): ReturnType<typeof loadNative> | null {
+  try {
+    return loadNative();
+  } catch {
+    return null; // no addon: Node's crypto seals
+  }
+}
+
 export interface SecureOptions {
   /** Key file to load (and watch, see reloadCheckMs). Either this or `keyring`. */
   keyFile?: string;
@@ -75,6 +85,8 @@ export interface SecureOptions {
   queueLimit?: number;
   /** This process's epoch (tests only; default random). */
   epoch?: bigint;
+  /** The AES-256-GCM implementation (tests; default the addon's when it has one, else Node's). */
+  aead?: Aead;
 }
 
 /** Why a received datagram was dropped; each has a counter in SecureStats. */
@@ -112,7 +124,7 @@ export interface SecureStats {
 interface SessionSlot {
   key: SyncKey;
   salt: Buffer;
-  k: Buffer;
+  k: AeadKey;
 }
 
 type MessageCb = (datagram: Buffer, from: { address: string; port: number }) => void;
@@ -133,6 +145,7 @@ export class SecureChannel implements Channel {
   private readonly nonce = Buffer.alloc(12);
   private readonly rxNonce = Buffer.alloc(12);
   private readonly crypto = nodeCrypto();
+  private readonly aead: Aead;
   private cb: MessageCb | null = null;
   private counter = 0;
   /** The peer epoch proven live (it sent us a datagram addressed to our epoch). */
@@ -141,7 +154,7 @@ export class SecureChannel implements Channel {
   private candidate = 0n;
   private readonly superseded = new Set<bigint>();
   private readonly window = new ReplayWindow(REPLAY_WINDOW);
-  private readonly sessionKeys = new Map<string, Buffer>();
+  private readonly sessionKeys = new Map<string, AeadKey>();
   private readonly lastKeys: [SessionSlot | null, SessionSlot | null] = [null, null];
   private queue: Buffer[] = [];
   private probeTimer: TimerHandle | null = null;
@@ -156,6 +169,11 @@ export class SecureChannel implements Channel {
     probesSent: 0, probesReceived: 0, sessionsEstablished: 0, keyReloads: 0, keyReloadErrors: 0, receiveErrors: 0,
   };
 
+  /** Which AES-256-GCM seals this link: the addon's ('native') or Node's crypto API ('node'). */
+  get aeadName(): 'native' | 'node' {
+    return this.aead.name;
+  }
+
   /** Loads the key file synchronously: a missing, malformed or group-readable file throws ConfigError here. */
   constructor(inner: Channel, opts: SecureOptions) {
     this.inner = inner;
@@ -167,6 +185,7 @@ export class SecureChannel implements Channel {
       this.ring = loadKeyFile(this.keyFile, { checkMode: this.checkMode });
     } else throw new TypeError('SecureChannel needs keyFile or keyring');
     this.clock = opts.clock ?? systemClock;
+    this.aead = opts.aead ?? chooseAead(nativeOrNull(), nodeCrypto);
     this.log = opts.log ?? silentLogger;
     this.rlog = new RateLimitedLog(this.log, 5000, () => this.clock.now());
     this.probeMs = opts.probeMs ?? 250;
@@ -305,12 +324,8 @@ export class SecureChannel implements Channel {
     out.writeUInt32BE(Math.floor(ctr / 0x1_0000_0000), 18);
     out.writeUInt32BE(ctr >>> 0, 22);
     out.copy(this.nonce, 4, 18, 26);
-    const c = this.crypto.createCipheriv('aes-256-gcm', this.sessionKey(key, out, 0), this.nonce, { authTagLength: SECURE_TAG_SIZE });
-    c.setAAD(out.subarray(0, SECURE_HEADER_SIZE));
-    let off = SECURE_HEADER_SIZE;
-    off += c.update(plain).copy(out, off);
-    off += c.final().copy(out, off);
-    c.getAuthTag().copy(out, off);
+    plain.copy(out, SECURE_HEADER_SIZE);
+    this.aead.seal(this.sessionKey(key, out, 0), out, SECURE_HEADER_SIZE, plain.length, this.nonce);
     this.counters.sealed++;
     return out;
   }
@@ -319,7 +334,7 @@ export class SecureChannel implements Channel {
    * HKDF of the shared key over both epochs in the header; cached per (key id,
    * epochs), with the last one used per direction (slot) checked first.
    */
-  private sessionKey(key: SyncKey, header: Buffer, slot: 0 | 1): Buffer {
+  private sessionKey(key: SyncKey, header: Buffer, slot: 0 | 1): AeadKey {
     const last = this.lastKeys[slot];
     if (last && last.key === key && header.compare(last.salt, 0, 16, 2, 18) === 0) return last.k;
     const salt = header.subarray(2, 18);
@@ -327,7 +342,7 @@ export class SecureChannel implements Channel {
     let k = this.sessionKeys.get(id);
     if (!k) {
       if (this.sessionKeys.size >= MAX_SESSION_KEYS) this.sessionKeys.clear();
-      k = Buffer.from(this.crypto.hkdfSync('sha256', key.key, salt, HKDF_INFO, 32));
+      k = this.aead.key(Buffer.from(this.crypto.hkdfSync('sha256', key.key, salt, HKDF_INFO, 32)));
       this.sessionKeys.set(id, k);
     }
     this.lastKeys[slot] = { key, salt: Buffer.from(salt), k };
@@ -386,17 +401,8 @@ export class SecureChannel implements Channel {
     // seen header counts as bad-tag, and only authentic repeats as replayed.
     const nonce = this.rxNonce;
     d.copy(nonce, 4, 18, 26);
-    let plain: Buffer;
-    try {
-      const dc = this.crypto.createDecipheriv('aes-256-gcm', this.sessionKey(key, d, 1), nonce, { authTagLength: SECURE_TAG_SIZE });
-      dc.setAAD(d.subarray(0, SECURE_HEADER_SIZE));
-      dc.setAuthTag(d.subarray(d.length - SECURE_TAG_SIZE));
-      const head = dc.update(d.subarray(SECURE_HEADER_SIZE, d.length - SECURE_TAG_SIZE));
-      const tail = dc.final();
-      plain = tail.length ? Buffer.concat([head, tail]) : head;
-    } catch {
-      return this.reject('bad-tag', from, { keyId: key.id });
-    }
+    const plain = this.aead.open(this.sessionKey(key, d, 1), d, SECURE_HEADER_SIZE, nonce);
+    if (plain === null) return this.reject('bad-tag', from, { keyId: key.id });
     if (!fresh) {
       // Authentic but addressed to an earlier incarnation of this node (or to
       // nobody yet): its payload may be a recording, so it is not delivered.

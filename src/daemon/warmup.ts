@@ -28,6 +28,7 @@ import { CTA } from '../netlink/ct-attrs.js';
 import { beginMessage, endMessage } from '../netlink/message.js';
 import { CT_DELETE, CT_NEW, NLM_F_CREATE, NLM_F_EXCL } from '../netlink/nl-constants.js';
 import { NlWriter } from '../netlink/nlattr.js';
+import { loadNative } from '../netlink/native.js';
 import { CtsyncError } from '../errors.js';
 import { Daemon } from './daemon.js';
 import { NetlinkEvents } from './kernel.js';
@@ -206,6 +207,11 @@ function collectGarbage(): void {
     (runInNewContext('gc') as () => void)();
   } catch {
     // Without it the collector gets there on its own.
+  }
+  try {
+    loadNative().mallocTrim?.();
+  } catch {
+    // Only memory.
   }
 }
 

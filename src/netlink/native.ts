@@ -46,6 +46,14 @@ export interface NativeBinding {
   sendUnixDatagram(path: string, buf: Buffer): number;
   /** sched_setscheduler(0, policy, {priority}) for the calling (JS main) thread; throws the errno. */
   setScheduler(policy: number, priority: number): void;
+  /** malloc_trim(0): the C heap's free memory back to the kernel; true if any was released. Absent in older builds. */
+  mallocTrim?(): boolean;
+  /** AES-256-GCM session key (32 bytes) for gcmSeal/gcmOpen (src/channel/aead.ts). Absent without OpenSSL's headers. */
+  gcmKey?(key: Buffer): unknown;
+  /** Encrypts buf[aadLen, +len) in place and writes the 16-byte tag after it. */
+  gcmSeal?(key: unknown, buf: Buffer, aadLen: number, len: number, nonce: Buffer): void;
+  /** Decrypts buf[aadLen, +len) into out and checks the tag after it; false on a mismatch. */
+  gcmOpen?(key: unknown, buf: Buffer, aadLen: number, len: number, nonce: Buffer, out: Buffer): boolean;
 }
 
 /** Shape of errors the addon throws. */

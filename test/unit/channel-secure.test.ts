@@ -17,6 +17,9 @@ import { ConfigError } from '../../src/errors.js';
 import { encodeConntrackMsg } from '../../src/wire/conntrack.js';
 import { FLAG, MSG } from '../../src/wire/header.js';
 import { AF_INET, IPPROTO } from '../../src/model/conntrack.js';
+import * as nodeCrypto from 'node:crypto';
+import { NodeAead, chooseAead } from '../../src/channel/aead.js';
+import { loadNative } from '../../src/netlink/native.js';
 
 const K1 = 'a'.repeat(64);
 const K2 = '0123456789abcdef'.repeat(4);
@@ -94,6 +97,18 @@ describe('SecureChannel', () => {
     const s = b.sec.stats();
     expect(s.opened).toBeGreaterThanOrEqual(5);
     expect(s.rejectedBadTag + s.rejectedReplayed + s.rejectedPlaintext + s.rejectedStaleEpoch).toBe(0);
+  });
+
+  it('an end sealing with the addon and one sealing with Node\'s crypto talk both ways (builds without OpenSSL headers interoperate)', async () => {
+    const { a, b } = await pair({ a: { aead: new NodeAead(nodeCrypto) }, b: { aead: chooseAead(loadNative(), () => nodeCrypto) } });
+    expect(b.sec.aeadName).toBe('native');
+    expect(a.sec.aeadName).toBe('node');
+    for (let i = 0; i < 3; i++) a.sec.send(msg(i, 1400));
+    for (let i = 10; i < 13; i++) b.sec.send(msg(i));
+    expect(b.got.map((d) => d.readUInt32BE(0))).toEqual([0, 1, 2]);
+    expect(a.got.map((d) => d.readUInt32BE(0))).toEqual([10, 11, 12]);
+    expect(b.got[2]!.equals(msg(2, 1400))).toBe(true);
+    expect(a.sec.stats().rejectedBadTag + b.sec.stats().rejectedBadTag).toBe(0);
   });
 
   it('holds datagrams until the session is up, then delivers them in order', async () => {
