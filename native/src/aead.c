@@ -21,6 +21,21 @@
 
 #ifdef CTSYNC_HAVE_OPENSSL
 
+// Weak references: a node binary that does not export OpenSSL's symbols
+// (built against a shared or stripped libcrypto) must still load this addon,
+// whose netlink half is the daemon's core. The functions then stay absent
+// (aead_register checks) and the link seals with Node's crypto API.
+#pragma weak EVP_CIPHER_CTX_new
+#pragma weak EVP_CIPHER_CTX_free
+#pragma weak EVP_CIPHER_CTX_ctrl
+#pragma weak EVP_aes_256_gcm
+#pragma weak EVP_EncryptInit_ex
+#pragma weak EVP_EncryptUpdate
+#pragma weak EVP_EncryptFinal_ex
+#pragma weak EVP_DecryptInit_ex
+#pragma weak EVP_DecryptUpdate
+#pragma weak EVP_DecryptFinal_ex
+
 #define GCM_KEY_LEN 32
 #define GCM_NONCE_LEN 12
 #define GCM_TAG_LEN 16
@@ -142,7 +157,14 @@ static napi_value f_gcm_open(napi_env env, napi_callback_info info) {
   return r;
 }
 
+static int openssl_present(void) {
+  return EVP_CIPHER_CTX_new && EVP_CIPHER_CTX_free && EVP_CIPHER_CTX_ctrl && EVP_aes_256_gcm &&
+         EVP_EncryptInit_ex && EVP_EncryptUpdate && EVP_EncryptFinal_ex &&
+         EVP_DecryptInit_ex && EVP_DecryptUpdate && EVP_DecryptFinal_ex;
+}
+
 int aead_register(napi_env env, napi_value exports) {
+  if (!openssl_present()) return 0;
   napi_property_descriptor props[] = {
     {"gcmKey", NULL, f_gcm_key, NULL, NULL, NULL, napi_enumerable, NULL},
     {"gcmSeal", NULL, f_gcm_seal, NULL, NULL, NULL, napi_enumerable, NULL},
