@@ -58,7 +58,7 @@ export const DEFAULT_WARMUP_FLOWS = 2048;
 
 /**
  * The warm-up asked for by the environment: CTSYNC_WARMUP unset, empty or 0 is
- * off (the default: it costs ~0.5 s at start and, measured, 10-15 MiB of peak
+ * off (the default: it costs ~0.3 s at start and, measured, 10-15 MiB of peak
  * RSS); `on` or 1 is DEFAULT_WARMUP_FLOWS; a larger integer is that many flows.
  * Anything else is an error, so a typo does not silently start cold.
  */
@@ -71,7 +71,7 @@ export function warmupFlowsFromEnv(value: string | undefined): number {
 }
 /** Events per synthetic kernel read: the addon hands over a batch per wakeup. */
 const READ_BATCH = 64;
-/** The whole warm-up gives up waiting after this long (it takes ~0.5 s; a stuck phase must not hold the start). */
+/** The whole warm-up gives up waiting after this long (it takes ~0.3 s; a stuck phase must not hold the start). */
 const DEADLINE_MS = 10_000;
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
