@@ -4,7 +4,8 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePair, type Pair } from '../helpers/syncpair.js';
+import { spawnSync } from 'node:child_process';
+import { CTSYNC_BIN, makePair, type Pair } from '../helpers/syncpair.js';
 import { waitFor } from '../helpers/netns.js';
 
 describe('ctsync pair (starts two ctsync daemons in namespaces, kernel conntrack)', () => {
@@ -12,7 +13,8 @@ describe('ctsync pair (starts two ctsync daemons in namespaces, kernel conntrack
 
   beforeAll(async () => {
     pair = makePair('ctsync', 'ctsync', 'cc');
-    await pair.a.start({ CTSYNC_LOG_LEVEL: 'info' });
+    // fw1's daemon starts with the JIT warm-up: the pair below runs on a warmed-up sender.
+    await pair.a.start({ CTSYNC_LOG_LEVEL: 'info', CTSYNC_WARMUP: 'on' });
     await pair.b.start({ CTSYNC_LOG_LEVEL: 'info' });
   });
 
@@ -38,6 +40,21 @@ describe('ctsync pair (starts two ctsync daemons in namespaces, kernel conntrack
     const kernel = pair.fw2.run('conntrack', ['-L', '-p', 'tcp', '--dport', '80']).stdout;
     expect(kernel.split('\n').filter((l) => l.includes('src=10.99.0.2')).length).toBe(20);
     expect(kernel).toMatch(/ESTABLISHED src=10\.99\.0\.2 dst=10\.99\.0\.1 sport=40000 dport=80 src=10\.99\.0\.1 dst=10\.99\.0\.2 sport=80 dport=40000 \[ASSURED\] mark=7/);
+  });
+
+  it('the warm-up ran in fw1\'s daemon before it started, and a bad CTSYNC_WARMUP stops a start', () => {
+    const log = readFileSync(join(pair.a.dir, 'daemon.log'), 'utf8');
+    const line = log.split('\n').find((l) => l.includes('JIT warm-up done'));
+    expect(line).toBeDefined();
+    const r = JSON.parse(line!) as { flows: number; received: number; committed: number };
+    expect(r.received).toBe(r.flows);
+    expect(r.committed).toBe(2 * r.flows);
+    expect(log.indexOf('JIT warm-up done')).toBeLessThan(log.indexOf('ctsync started'));
+    const bad = spawnSync(process.execPath, [CTSYNC_BIN, '-C', pair.a.confPath], {
+      env: { ...process.env, CTSYNC_WARMUP: 'yes' }, encoding: 'utf8', timeout: 20_000,
+    });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/CTSYNC_WARMUP=yes: expected 0, 1, on, off or a number of flows/);
   });
 
   it('propagates deletions', async () => {
