@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon/daemon.js';
-import { warmUp } from '../src/daemon/warmup.js';
+import { DEFAULT_WARMUP_FLOWS, warmUp } from '../src/daemon/warmup.js';
 import type { ConntrackTable, KernelEventHandler, KernelEventSource, WriteResult } from '../src/daemon/ports.js';
 import type { Channel, ChannelStats, LinkStatus } from '../src/channel/types.js';
 import { silentLogger } from '../src/log/logger.js';
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
     const lone = all.slice(N, N + SINGLES);
     if (process.argv.includes('--warmup')) {
       // The daemon's start-up warm-up (src/daemon/warmup.ts), on the sender's config.
-      const r = await warmUp(parseConfig(config(dir, 'w', '192.0.2.1', '192.0.2.2'), 'w.conf').config, { flows: arg('warmup-flows', 4096) });
+      const r = await warmUp(parseConfig(config(dir, 'w', '192.0.2.1', '192.0.2.2'), 'w.conf').config, { flows: arg('warmup-flows', DEFAULT_WARMUP_FLOWS) });
       console.log(`warm-up: ${r.flows} flows, ${r.cpuMs.toFixed(0)} ms CPU, ${r.wallMs.toFixed(0)} ms`);
     }
     console.log(`${N} kernel NEW events in ${batches.length} batches of 64; replay ${ROUNDS} rounds (CPU µs per event)`);

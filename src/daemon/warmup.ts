@@ -6,14 +6,16 @@
 // first burst is often the worst moment for it: the node has just become
 // master and every flow is new.
 //
-// So before it takes its lock, the daemon runs a scratch pair of itself in
-// process: the same config, a synthetic kernel feeding the real decoder, an
-// in-memory sync link and no kernel table. The scratch sender gets NEW, then
-// a bulk resync, UPDATE and DESTROY events; the scratch receiver commits its
-// external cache into a table that encodes and keeps nothing. Everything is
-// then dropped. No socket carries a byte: the scratch nodes' control sockets
-// live in a private temporary directory and their event source listens to no
-// netlink group.
+// So, when CTSYNC_WARMUP asks for it, the daemon runs a scratch pair of
+// itself in process before it takes its lock: the same config, a synthetic
+// kernel feeding the real decoder, an in-memory sync link and no kernel
+// table. Each scratch node gets NEW events, answers a resync request with a
+// bulk send, commits what its peer sent into a table that encodes and keeps
+// nothing, then gets UPDATE and DESTROY events. Everything is then dropped
+// and collected. No socket carries a byte: the scratch nodes' control sockets
+// live in a private temporary directory and their event sources listen to no
+// netlink group. Off by default: it costs peak RSS (see DEFAULT_WARMUP_FLOWS'
+// neighbours and bench/README.md).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,15 +37,16 @@ import { NetlinkEvents } from './kernel.js';
 import type { ConntrackTable, WriteResult } from './ports.js';
 
 export interface WarmupOptions {
-  /** Flows the scratch sender sees (each gets a NEW, an UPDATE and a DESTROY). */
+  /** Flows each scratch node sees (each gets a NEW, an UPDATE and a DESTROY). */
   flows?: number;
   log?: Logger;
 }
 
 export interface WarmupReport {
   flows: number;
-  /** Entries that reached the scratch receiver's external cache (the link worked end to end). */
+  /** Entries that reached the scratch peers' external caches, the fewer of the two (the link worked end to end). */
   received: number;
+  /** Entries both scratch nodes committed into their null tables. */
   committed: number;
   cpuMs: number;
   wallMs: number;
@@ -69,6 +72,7 @@ export function warmupFlowsFromEnv(value: string | undefined): number {
   if (/^[0-9]+$/.test(v) && Number(v) <= 1_000_000) return Number(v);
   throw new CtsyncError('CTSYNC_ERR_CONFIG_INVALID', `CTSYNC_WARMUP=${value}: expected 0, 1, on, off or a number of flows (at most 1000000)`);
 }
+
 /** Events per synthetic kernel read: the addon hands over a batch per wakeup. */
 const READ_BATCH = 64;
 /** The whole warm-up gives up waiting after this long (it takes ~0.3 s; a stuck phase must not hold the start). */
