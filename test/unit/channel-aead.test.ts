@@ -78,6 +78,11 @@ describe('AES-256-GCM for the sealed link', () => {
     }
   });
 
+  it('without the addon\'s functions (built without OpenSSL\'s headers, or no addon) Node\'s crypto seals', () => {
+    expect(chooseAead(null, () => nodeCrypto)).toBeInstanceOf(NodeAead);
+    expect(chooseAead({ gcmKey: loadNative().gcmKey }, () => nodeCrypto)).toBeInstanceOf(NodeAead);
+  });
+
   it('the addon checks its arguments instead of writing past a buffer', () => {
     const b = loadNative();
     const k = b.gcmKey!(randomBytes(32));
