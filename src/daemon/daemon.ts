@@ -219,7 +219,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       // a periodic dump-and-reconcile bounds how long the internal cache can stay wrong.
       const every = this.config.ctsync.reconcileInterval;
       if (every > 0) this.periodicTimer = this.clock.setInterval(() => void this.reconcile(), every * 1000);
-      this.log.info({ mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname }, 'ctsync started');
+      this.log.info({
+        mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname,
+        // Which AES-256-GCM seals the link: 'native' (the addon) or 'node' (Node's crypto, slower).
+        ...(this.channel instanceof SecureChannel ? { sealed: this.channel.aeadName } : {}),
+      }, 'ctsync started');
     } catch (e) {
       await this.stop();
       throw e;

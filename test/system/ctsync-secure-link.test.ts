@@ -7,7 +7,7 @@
 // a key rotation while entries replicate loses none.
 // Without a key the source filter (AcceptOnlyPeer) stops att's own address,
 // but a spoofed peer address gets through: the reason the key exists.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRoot, waitFor, type Netns } from '../helpers/netns.js';
@@ -141,8 +141,11 @@ describe.skipIf(!isRoot)('secure sync link against an attacker on the segment (s
       return `Ctsync {\n\tKeyFile ${f}\n}\n`;
     });
     const l = lan;
-    await l.a.start();
+    await l.a.start({ CTSYNC_LOG_LEVEL: 'info' });
     await l.b.start();
+    // The daemons seal with the addon's AES-256-GCM (Node's own OpenSSL), not Node's crypto API.
+    await waitFor(() => existsSync(join(l.a.dir, 'daemon.log')) && readFileSync(join(l.a.dir, 'daemon.log'), 'utf8').includes('"sealed":"native"'),
+      'fw1 logs its sealed link as native', 10_000);
 
     // Legitimate traffic, recorded on the wire for replay.
     const recorded = await capture(l, async () => {
