@@ -23,6 +23,7 @@
 // the cache drops without a report (flush(), FLUSH/COMMIT-origin destroys)
 // go to onDrop, which the daemon wires to sync.forget(obj).
 import { EVENT, type Conntrack, type EventKind, type Expectation, type TcpInfo } from '../model/conntrack.js';
+import { keptReply } from '../model/nat.js';
 import type { Clock } from '../util/clock.js';
 import { conntrackIdentity, expectationIdentity, type IdentityOps } from './hash.js';
 import { CacheTable, isCacheEntry, type CacheEntry, type NoSpaceHandler } from './table.js';
@@ -69,6 +70,8 @@ export interface ReconcileResult {
 
 interface ValueOps<T> {
   kind: 'ct' | 'exp';
+  /** Drops what a stored value need not keep (a conntrack's plain reply tuple: see keptReply). */
+  compact(v: T): void;
   identity: IdentityOps<T>;
   merge(dst: T, src: T): void;
   sameState(cur: T, next: T): boolean;
@@ -78,6 +81,10 @@ interface ValueOps<T> {
 
 const CT_OPS: ValueOps<Conntrack> = {
   kind: 'ct',
+  compact: (v) => {
+    // Set, not deleted: the entry keeps its hidden class.
+    if (v.reply !== undefined && keptReply(v) === undefined) v.reply = undefined;
+  },
   identity: conntrackIdentity,
   merge: mergeConntrack,
   sameState: conntrackSameState,
@@ -86,6 +93,7 @@ const CT_OPS: ValueOps<Conntrack> = {
 
 const EXP_OPS: ValueOps<Expectation> = {
   kind: 'exp',
+  compact: () => undefined,
   identity: expectationIdentity,
   merge: mergeExpectation,
   sameState: expectationSameState,
@@ -205,6 +213,8 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
     const now = this.nowMs();
     const t = this.table;
     for (const v of entries) {
+      // Compacted as events are, so sameState compares like with like.
+      this.vops.compact(v);
       const h = t.hashOf(v);
       const e = t.lookup(v, h);
       if (e === null) {
@@ -309,6 +319,7 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
   }
 
   private onNew(value: T, notify: boolean): CacheObject<T> | null {
+    this.vops.compact(value);
     const t = this.table;
     const h = t.hashOf(value);
     const now = this.nowMs();
@@ -328,6 +339,7 @@ export class InternalCache<T extends Conntrack | Expectation = Conntrack> {
   }
 
   private onUpdate(value: T, notify: boolean): CacheObject<T> | null {
+    this.vops.compact(value);
     const t = this.table;
     const h = t.hashOf(value);
     const now = this.nowMs();
@@ -406,7 +418,7 @@ function sinceMs(since: number): number {
 
 /** Copies every field set in `src` onto `dst` (identity fields included: they are equal). Nested protoinfo is merged field by field. */
 export function mergeConntrack(dst: Conntrack, src: Conntrack): void {
-  if (src.reply !== undefined) dst.reply = src.reply;
+  if (src.reply !== undefined) dst.reply = keptReply(src);
   if (src.status !== undefined) dst.status = src.status;
   if (src.timeout !== undefined) dst.timeout = src.timeout;
   if (src.mark !== undefined) dst.mark = src.mark;

@@ -8,6 +8,7 @@
 // libnetfilter_conntrack's "attribute set" bits: the kernel and wire decoders
 // only set fields that were present.
 import { AF_INET, AF_INET6, IPPROTO, IPS, TCP_STATE_NAMES, type Conntrack, type Expectation, type Tuple } from '../../model/conntrack.js';
+import { replyFromNat } from '../../model/nat.js';
 
 const PROTO_NAMES: Record<number, string> = {
   [IPPROTO.TCP]: 'tcp',
@@ -71,12 +72,23 @@ export interface PlainOptions {
 }
 
 /**
+ * The reply tuple a line shows: none for the external cache; for the internal
+ * cache the entry's, or, where the cache kept none because it was the plain
+ * inverse of orig (model/nat.ts keptReply), that inverse rebuilt.
+ */
+export function shownReply(ct: Conntrack, opts: PlainOptions): Tuple | undefined {
+  if (opts.hasReply === false) return undefined;
+  if (ct.reply !== undefined) return ct.reply;
+  return opts.hasReply === true ? replyFromNat(ct) : undefined;
+}
+
+/**
  * One `-i`/`-e` line, newline included:
  * `tcp      6 ESTABLISHED src=… dst=… sport=… dport=… src=… … [ASSURED] mark=0 [active since 26s]`.
  */
 export function formatConntrackPlain(ct: Conntrack, activeSinceSec: number, opts: PlainOptions = {}): string {
   const proto = ct.orig.proto;
-  const reply = (opts.hasReply ?? ct.reply !== undefined) ? ct.reply : undefined;
+  const reply = shownReply(ct, opts);
   const status = ct.status;
   let s = `${protoName(proto).padEnd(8, ' ')} ${proto} `;
   s += plainStates(ct);
@@ -132,7 +144,7 @@ function xmlState(n: number, max: number): string {
 
 /** One `-i -x`/`-e -x` line: `<flow>…</flow>\n`. */
 export function formatConntrackXml(ct: Conntrack, opts: PlainOptions = {}): string {
-  const reply = (opts.hasReply ?? ct.reply !== undefined) ? ct.reply : undefined;
+  const reply = shownReply(ct, opts);
   // Both directions show counters when the original ones are set (as libnetfilter_conntrack does).
   const zero = { packets: 0n, bytes: 0n };
   let s = '<flow>';

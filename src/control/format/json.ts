@@ -7,7 +7,7 @@
 import { IPS, TCP_STATE_NAMES, type Conntrack, type Counters, type Expectation, type Tuple } from '../../model/conntrack.js';
 import type { CacheStats } from '../../cache/types.js';
 import type { LinkSnapshot, StatsSnapshot } from './stats.js';
-import { l3Name, protoName } from './dump.js';
+import { l3Name, protoName, shownReply } from './dump.js';
 
 /** Which part of the stats a JSON request asked for (mirrors -s sub-arguments). */
 export type StatsSection = 'all' | 'general' | 'network' | 'cache' | 'runtime' | 'link' | 'rsqueue' | 'queue' | 'process';
@@ -101,7 +101,7 @@ export function conntrackToJson(ct: Conntrack, activeSinceSec?: number, opts: Du
   };
   if (ct.tcp) o.state = TCP_STATE_NAMES[ct.tcp.state] ?? 'NONE';
   o.orig = tupleJson(ct.orig);
-  const reply = (opts.hasReply ?? ct.reply !== undefined) ? ct.reply : undefined;
+  const reply = shownReply(ct, opts);
   if (reply) o.reply = tupleJson(reply);
   if (ct.status !== undefined) {
     o.status = statusNames(ct.status);
