@@ -110,6 +110,7 @@ class ReplayEvents implements KernelEventSource {
   constructor() {
     this.listener = new CtEventListener({
       netns: nsPath,
+      dropPlainReply: true, // as the daemon's (src/daemon/kernel.ts)
       handler: {
         onEvent: (kind, ct, portid) => this.handler?.onConntrack(kind, ct, portid),
         onBatchStart: () => this.handler?.onBatchStart?.(),

@@ -116,6 +116,8 @@ export class NetlinkEvents implements KernelEventSource {
       ...(opts.bufferSize ? { bufferSize: opts.bufferSize } : {}),
       ...(opts.maxBufferSize ? { maxBufferSize: opts.maxBufferSize } : {}),
       conntrack: opts.subscribe !== false,
+      // The internal cache keeps no plain reply tuple: the decoder need not build one.
+      dropPlainReply: true,
       expectations: opts.subscribe !== false && (opts.expectations ?? false),
       reliable: opts.reliable ?? false,
     });

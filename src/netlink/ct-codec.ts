@@ -199,6 +199,14 @@ function readTupleProto(buf: Buffer, start: number, end: number): void {
 
 /** Decodes the attributes inside a CTA_TUPLE_* nest (the nest's payload, not its header). */
 export function readTuple(buf: Buffer, start: number, end: number): Tuple {
+  parseTuple(buf, start, end);
+  return buildTuple();
+}
+
+let sZone = -1;
+
+/** Reads a tuple nest into the scratch fields (sL3 ... sZone), checking what every tuple needs. */
+function parseTuple(buf: Buffer, start: number, end: number): void {
   if (start < 0 || end > buf.length || start > end) fail(`tuple region [${start}, ${end}) outside buffer of ${buf.length}`, start);
   sL3 = 0;
   sSrc = '';
@@ -209,7 +217,7 @@ export function readTuple(buf: Buffer, start: number, end: number): Tuple {
   sIcmpId = -1;
   sIcmpType = -1;
   sIcmpCode = -1;
-  let zone = -1;
+  sZone = -1;
   let sawIp = false;
   let off = start;
   while (off + 4 <= end) {
@@ -226,7 +234,7 @@ export function readTuple(buf: Buffer, start: number, end: number): Tuple {
         break;
       case CTA_TUPLE.ZONE:
         if (pl < 2) short('CTA_TUPLE_ZONE', 2, pl, off);
-        zone = u16(buf, p);
+        sZone = u16(buf, p);
         break;
       default:
         break;
@@ -236,6 +244,19 @@ export function readTuple(buf: Buffer, start: number, end: number): Tuple {
   if (!sawIp) fail('tuple has no CTA_TUPLE_IP', start);
   if (sL3 === 0 || sSrc === '' || sDst === '') fail('CTA_TUPLE_IP lacks a source or destination address', start);
   if (sProto < 0) fail('tuple has no CTA_PROTO_NUM', start);
+}
+
+/**
+ * True when the scratch tuple is the plain inverse of `o` (model/nat.ts
+ * isPlainReply, on the scratch fields): a reply the caller may leave out.
+ */
+function parsedIsPlainReplyOf(o: Tuple): boolean {
+  return sSrc === o.dst && sDst === o.src && sSport === o.dport && sDport === o.sport && sSport >= 0 && sDport >= 0 &&
+    sProto === o.proto && sL3 === o.l3 && sZone < 0 && sIcmpType < 0 && sIcmpCode < 0 && sIcmpId < 0 && hasPorts(sProto);
+}
+
+/** The scratch fields as a new Tuple. */
+function buildTuple(): Tuple {
   const l3 = sL3 as L3Family;
   let t: Tuple;
   // One object literal per protocol family keeps the result's hidden classes few.
@@ -260,7 +281,7 @@ export function readTuple(buf: Buffer, start: number, end: number): Tuple {
     if (sSport >= 0) t.sport = sSport;
     if (sDport >= 0) t.dport = sDport;
   }
-  if (zone >= 0) t.zone = zone;
+  if (sZone >= 0) t.zone = sZone;
   return t;
 }
 
@@ -576,11 +597,19 @@ function readNat(buf: Buffer, start: number, end: number): void {
  * or truncated input, or when there is no CTA_TUPLE_ORIG. Unknown attributes
  * are skipped (newer kernels add some). Buffers in the result (labels) are
  * copies: the receive buffer is reused.
+ *
+ * `dropPlainReply` (the event listener's choice): a reply tuple that is the
+ * plain inverse of the orig one (no NAT; model/nat.ts isPlainReply) is left
+ * out instead of built. The internal cache keeps no such tuple anyway, and
+ * V8 allocates these literals straight in the old generation, so each one
+ * would be old-space garbage for the major GC. Readers rebuild it with
+ * replyFromNat; natOf and the wire encoder read a missing reply as no NAT.
  */
-export function readConntrack(buf: Buffer, start: number, end: number): Conntrack {
+export function readConntrack(buf: Buffer, start: number, end: number, dropPlainReply = false): Conntrack {
   if (start < 0 || end > buf.length || start > end) fail(`region [${start}, ${end}) outside buffer of ${buf.length}`, start);
   let orig: Tuple | undefined;
   let reply: Tuple | undefined;
+  let replyPlain = false;
   let master: Tuple | undefined;
   let status = -1;
   let timeout = -1;
@@ -613,7 +642,15 @@ export function readConntrack(buf: Buffer, start: number, end: number): Conntrac
         orig = readTuple(buf, p, off + len);
         break;
       case CTA.TUPLE_REPLY:
-        reply = readTuple(buf, p, off + len);
+        parseTuple(buf, p, off + len);
+        // The kernel sends the orig tuple first; a plain reply then costs no object (see the doc above).
+        if (dropPlainReply && orig !== undefined && parsedIsPlainReplyOf(orig)) {
+          reply = undefined;
+          replyPlain = true;
+        } else {
+          reply = buildTuple();
+          replyPlain = false;
+        }
         break;
       case CTA.TUPLE_MASTER:
         master = readTuple(buf, p, off + len);
@@ -688,7 +725,7 @@ export function readConntrack(buf: Buffer, start: number, end: number): Conntrac
   // The common kernel event (TCP, reply, status, timeout, mark, id, protoinfo,
   // synproxy, nothing else) is built as one literal: adding its fields one by
   // one would grow and copy the property store several times per event.
-  if (reply !== undefined && status >= 0 && timeout >= 0 && mark >= 0 && zone < 0 && id >= 0 && use < 0 &&
+  if ((reply !== undefined || replyPlain) && status >= 0 && timeout >= 0 && mark >= 0 && zone < 0 && id >= 0 && use < 0 &&
     labels === undefined && helper === undefined && pTcp !== undefined && pSctp === undefined && pDccp === undefined &&
     seqO === undefined && seqR === undefined && synproxy !== undefined && cntO === undefined && cntR === undefined &&
     snatAddr === undefined && snatPort === undefined && dnatAddr === undefined && dnatPort === undefined &&

@@ -34,6 +34,11 @@ export interface CtEventListenerOptions {
    */
   reliable?: boolean;
   /**
+   * Leave out a reply tuple that is the plain inverse of the orig one (no NAT):
+   * see readConntrack. Default false: every event carries both tuples.
+   */
+  dropPlainReply?: boolean;
+  /**
    * Direct sink for the hot path: when set, events go here instead of through
    * EventEmitter.emit, which costs about as much as decoding at storm rates.
    * 'overrun' and 'error' are still emitted.
@@ -83,6 +88,7 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
   private readonly maxBufferSize: number;
   private readonly handler: CtEventHandler | undefined;
   private readonly conntrack: boolean;
+  private readonly dropPlainReply: boolean;
   private started = false;
   private newMuted = false;
 
@@ -93,6 +99,7 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
     this.handler = opts.handler;
     this.stats = { events: 0, expEvents: 0, overruns: 0, decodeErrors: 0, ignored: 0, bufferSize };
     this.conntrack = opts.conntrack !== false;
+    this.dropPlainReply = opts.dropPlainReply === true;
     this.sock = new NlSocket({ netns: opts.netns, binding: opts.binding });
     try {
       this.setBuffer(bufferSize);
@@ -195,7 +202,7 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
         if (type === CT_NEW || type === CT_DELETE) {
           let ct: Conntrack;
           try {
-            ct = readConntrack(buf, r.attrsStart(), r.msgEnd);
+            ct = readConntrack(buf, r.attrsStart(), r.msgEnd, this.dropPlainReply);
           } catch (e) {
             this.decodeFailed(e);
             continue;
