@@ -3,8 +3,9 @@
 // the entry means the same (replyFromNat rebuilds the reply, the sync encoder
 // writes the same bytes).
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { AF_INET, IPPROTO, IPS, type Conntrack, type Tuple } from '../../src/model/conntrack.js';
-import { invertTuple, replyFromNat } from '../../src/model/nat.js';
+import { invertTuple, isPlainReply, replyFromNat } from '../../src/model/nat.js';
 import { readConntrack, writeConntrackAttrs, writeTupleAttrs } from '../../src/netlink/ct-codec.js';
 import { CTA } from '../../src/netlink/ct-attrs.js';
 import { beginMessage, endMessage } from '../../src/netlink/message.js';
@@ -60,6 +61,29 @@ describe('readConntrack with dropPlainReply', () => {
       expect(decode(event(o, r), true).reply).toEqual(decode(event(o, r), false).reply);
       expect(decode(event(o, r), true).reply).toBeDefined();
     }
+  });
+
+  it('drops exactly the replies isPlainReply calls plain (the decoder checks its scratch fields, not a Tuple)', () => {
+    const addr = fc.constantFrom('10.0.0.1', '10.0.0.2', '192.0.2.7');
+    const port = fc.constantFrom(53, 443, 40000);
+    const proto = fc.constantFrom(IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP, IPPROTO.GRE, IPPROTO.ICMP);
+    const tuple = fc.record({ src: addr, dst: addr, proto, sport: port, dport: port, zone: fc.option(fc.constant(3), { nil: undefined }) })
+      .map(({ src, dst, proto: p, sport, dport, zone }): Tuple => {
+        const t: Tuple = p === IPPROTO.ICMP ? { l3: AF_INET, src, dst, proto: p, icmpType: 8, icmpCode: 0, icmpId: sport }
+          : p === IPPROTO.GRE ? { l3: AF_INET, src, dst, proto: p, greKeySrc: sport, greKeyDst: dport }
+            : { l3: AF_INET, src, dst, proto: p, sport, dport };
+        if (zone !== undefined) t.zone = zone;
+        return t;
+      });
+    fc.assert(fc.property(tuple, tuple, fc.boolean(), (o0, r, inverse) => {
+      const o: Tuple = { ...o0 };
+      delete o.zone;
+      const reply = inverse ? { ...invertTuple(o), ...(r.zone !== undefined ? { zone: r.zone } : {}) } : r;
+      const full = decode(event(o, reply), false);
+      const lean = decode(event(o, reply), true);
+      expect(lean.reply === undefined).toBe(isPlainReply(full.orig, full.reply!));
+      expect(lean.reply ?? replyFromNat(lean)).toEqual(full.reply);
+    }), { numRuns: 500 });
   });
 
   it('keeps the reply when it comes before the orig tuple (nothing to compare it with yet)', () => {
