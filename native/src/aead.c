@@ -57,10 +57,17 @@ static void gcm_finalize(napi_env env, void *data, void *hint) {
   gcm_free((gcm_key_t *)data);
 }
 
+// Tags the externals gcmKey() makes: the addon's netlink handles are externals
+// too, and one passed here by mistake must be refused, not read as a key.
+static const napi_type_tag GCM_KEY_TAG = {0x63747379e3a1c0deULL, 0x67636d6b65793031ULL};
+
 static gcm_key_t *gcm_arg(napi_env env, napi_value v) {
   napi_valuetype t;
+  bool tagged = false;
   void *p = NULL;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || !p) {
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_check_object_type_tag(env, v, &GCM_KEY_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, v, &p) != napi_ok || !p) {
     throw_type(env, "expected a key from gcmKey()");
     return NULL;
   }
@@ -90,6 +97,7 @@ static napi_value f_gcm_key(napi_env env, napi_callback_info info) {
     gcm_free(k);
     return throw_type(env, "napi_create_external failed");
   }
+  if (napi_type_tag_object(env, ext, &GCM_KEY_TAG) != napi_ok) return throw_type(env, "napi_type_tag_object failed");
   return ext;
 }
 

@@ -91,5 +91,12 @@ describe('AES-256-GCM for the sealed link', () => {
     expect(() => b.gcmSeal!(k, Buffer.alloc(60), 26, 10, Buffer.alloc(8))).toThrow(TypeError); // nonce must be 12
     expect(() => b.gcmOpen!(k, Buffer.alloc(60), 26, 10, Buffer.alloc(12), Buffer.alloc(5))).toThrow(TypeError);
     expect(() => b.gcmSeal!({}, Buffer.alloc(60), 26, 10, Buffer.alloc(12))).toThrow(TypeError);
+    // Another of the addon's handles (a netlink socket) is not a key.
+    const nl = b.open(12);
+    try {
+      expect(() => b.gcmSeal!(nl, Buffer.alloc(60), 26, 10, Buffer.alloc(12))).toThrow(/expected a key from gcmKey/);
+    } finally {
+      b.close(nl);
+    }
   });
 });
