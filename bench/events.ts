@@ -27,11 +27,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon/daemon.js';
-import { DEFAULT_WARMUP_FLOWS, warmUp } from '../src/daemon/warmup.js';
-import type { ConntrackTable, KernelEventHandler, KernelEventSource, WriteResult } from '../src/daemon/ports.js';
+import { DEFAULT_WARMUP_FLOWS, NullTable, warmUp } from '../src/daemon/warmup.js';
+import type { KernelEventHandler, KernelEventSource } from '../src/daemon/ports.js';
 import type { Channel, ChannelStats, LinkStatus } from '../src/channel/types.js';
 import { silentLogger } from '../src/log/logger.js';
-import type { Conntrack, Expectation } from '../src/model/conntrack.js';
 import { CtClient } from '../src/netlink/client.js';
 import { CtEventListener } from '../src/netlink/events.js';
 import { tcpEntries } from '../test/helpers/bulk.js';
@@ -88,19 +87,6 @@ async function capture(): Promise<Buffer[]> {
     client.close();
   }
   return batches;
-}
-
-class NullTable implements ConntrackTable {
-  readonly portId = 4242;
-  async dump(): Promise<Conntrack[]> { return []; }
-  private ok(entries: unknown[]): Promise<WriteResult> { return Promise.resolve({ ok: entries.length, failed: [] }); }
-  createOrReplace(e: Conntrack[]): Promise<WriteResult> { return this.ok(e); }
-  updateOrCreate(e: Conntrack[]): Promise<WriteResult> { return this.ok(e); }
-  remove(e: Conntrack[]): Promise<WriteResult> { return this.ok(e); }
-  async dumpExpectations(): Promise<Expectation[]> { return []; }
-  createExpectations(e: Expectation[]): Promise<WriteResult> { return this.ok(e); }
-  removeExpectations(e: Expectation[]): Promise<WriteResult> { return this.ok(e); }
-  close(): void {}
 }
 
 /** The sender's kernel side: the real decoder (CtEventListener.onData), fed recorded batches. */

@@ -80,8 +80,8 @@ const DEADLINE_MS = 10_000;
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/** The kernel table of a scratch node: writes are encoded (that code is warmed too) and dropped. */
-class NullTable implements ConntrackTable {
+/** The kernel table of a scratch node (and of bench/events.ts): writes are encoded (that code is warmed too) and dropped. */
+export class NullTable implements ConntrackTable {
   readonly portId = 0x7fff_fff0;
   private readonly w = new NlWriter(64 * 1024);
   private done(n: number): Promise<WriteResult> {
