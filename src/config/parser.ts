@@ -658,6 +658,7 @@ class Parser {
       NotifyFifo: (k) => { x.notifyFifo = this.path(k); },
       PeerTimeout: (k) => { x.peerTimeout = this.number(k, 1, 3600); },
       ReconcileInterval: (k) => { x.reconcileInterval = this.number(k, 0, 86400); },
+      SendWindow: (k) => { x.sendWindow = this.number(k, 0, 1_000_000); },
     });
   }
 }

@@ -134,6 +134,12 @@ export interface CtsyncExtensions {
   peerTimeout: number;
   /** Seconds between periodic dump-and-reconcile runs of the internal cache; 0 = off. */
   reconcileInterval: number;
+  /**
+   * FTFW: data messages sent and not yet acknowledged before the sender waits
+   * (paces a bulk send to what the peer acknowledges); 0 = no limit. At least
+   * twice ACKWindowSize is used (the peer acknowledges once per window).
+   */
+  sendWindow: number;
 }
 
 export interface CtsyncConfig {
@@ -169,6 +175,7 @@ export const DEFAULTS = {
   metricsPort: 9469,
   peerTimeout: 5,
   reconcileInterval: 300,
+  sendWindow: 4096,
   maxLinks: 4,
 } as const;
 
@@ -209,7 +216,8 @@ export function defaultGeneral(): GeneralConfig {
 
 export function defaultCtsync(): CtsyncExtensions {
   return { metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null, acceptOnlyPeer: true, readyFile: null,
-    notifyFifo: null, peerTimeout: DEFAULTS.peerTimeout, reconcileInterval: DEFAULTS.reconcileInterval };
+    notifyFifo: null, peerTimeout: DEFAULTS.peerTimeout, reconcileInterval: DEFAULTS.reconcileInterval,
+    sendWindow: DEFAULTS.sendWindow };
 }
 
 /** Facts about where things were in the file, for whole-file checks. */

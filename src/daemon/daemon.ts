@@ -192,6 +192,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       : new Ftfw({
         host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log,
         resendQueueSize: sync.resendQueueSize, ackWindowSize: sync.ackWindowSize,
+        sendWindow: this.config.ctsync.sendWindow,
       });
   }
 

@@ -288,6 +288,17 @@ describe('daemon glue (fake kernel, fake link, real caches and FTFW)', () => {
     await until(() => b.d.external.ctSize === 50, 'B refilled');
   });
 
+  it('Ctsync { SendWindow } reaches the FTFW engine (default 4096, 0 = no limit, at least twice ACKWindowSize)', async () => {
+    const windowOf = (d: Daemon): number => (d.sync as unknown as { sendWindow: number }).sendWindow;
+    for (const [tail, want] of [['', 4096], ['Ctsync { SendWindow 1000 }', 1000], ['Ctsync { SendWindow 0 }', Infinity],
+      ['Ctsync { SendWindow 100 }', 600]] as const) {
+      const [a, b] = await pair('', tail);
+      expect(windowOf(a.d)).toBe(want);
+      await a.d.stop();
+      await b.d.stop();
+    }
+  });
+
   it('reconciles periodically (Ctsync { ReconcileInterval }): a change no event reported reaches the peer', async () => {
     const [a, b] = await pair('', 'Ctsync { ReconcileInterval 1 }');
     // An entry the kernel has but no event ever announced (e.g. created before anyone listened).

@@ -116,6 +116,9 @@ describe('config', () => {
     expect(warnings.filter((w) => w.keyword === 'Systemd')).toEqual([]);
     expect(parseConfig(BASE, 't.conf').config.ctsync).toMatchObject({ notifyFifo: null, peerTimeout: 5 });
     expect(() => parseConfig(`${BASE}Ctsync { PeerTimeout 0 }\n`, 't.conf')).toThrow();
+    expect(parseConfig(`${BASE}Ctsync { SendWindow 2000 }\n`, 't.conf').config.ctsync.sendWindow).toBe(2000);
+    expect(parseConfig(BASE, 't.conf').config.ctsync.sendWindow).toBe(4096);
+    expect(() => parseConfig(`${BASE}Ctsync {\n SendWindow -1\n}\n`, 't.conf')).toThrow(/^t\.conf:\d+: expected a number after 'SendWindow', found '-1'/);
   });
 });
 
