@@ -10,6 +10,7 @@ import {
   SO_RCVBUFFORCE,
 } from '../../src/netlink/nl-constants.js';
 import { NlSocket } from '../../src/netlink/socket.js';
+import { socketFd } from '../../src/channel/sockopt.js';
 import { isRoot, Lab, waitFor, type Netns } from '../helpers/netns.js';
 
 describe.skipIf(!isRoot)('native netlink addon', () => {
@@ -127,7 +128,7 @@ describe.skipIf(!isRoot)('native netlink addon', () => {
   it('setsockoptFd/getsockoptFd work on a Node dgram socket fd', async () => {
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
+    const fd = socketFd(sock); // the project's accessor (no deprecated _handle)
     expect(fd).toBeGreaterThan(2);
     b.setsockoptFd(fd, SOL_SOCKET, SO_NO_CHECK, 1);
     expect(b.getsockoptFd(fd, SOL_SOCKET, SO_NO_CHECK)).toBe(1);
