@@ -76,7 +76,13 @@ export function warmupFlowsFromEnv(value: string | undefined): number {
 /** Events per synthetic kernel read: the addon hands over a batch per wakeup. */
 const READ_BATCH = 64;
 /** The whole warm-up gives up waiting after this long (it takes ~0.3 s; a stuck phase must not hold the start). */
-const DEADLINE_MS = 10_000;
+const DEADLINE_MS = 5_000;
+/**
+ * A phase also ends when nothing has moved for this long: a configuration can
+ * make its condition unreachable (a State filter that drops the UPDATE and
+ * DESTROY events, DisableExternalCache leaving the external caches empty).
+ */
+const STALL_MS = 100;
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -229,9 +235,29 @@ function scratchConfig(config: CtsyncConfig, dir: string, name: string): CtsyncC
   };
 }
 
-async function until(cond: () => boolean, deadline: number): Promise<boolean> {
-  while (!cond() && performance.now() < deadline) await turn();
-  return cond();
+const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
+
+/**
+ * Waits for `cond`, turn by turn while `progress()` keeps changing; once it
+ * stops changing, 1 ms at a time (no spinning), and not longer than STALL_MS
+ * without a change or past `deadline`.
+ */
+async function until(cond: () => boolean, progress: () => number, deadline: number): Promise<boolean> {
+  let last = progress();
+  let lastChange = performance.now();
+  while (!cond()) {
+    const now = performance.now();
+    if (now >= deadline || now - lastChange >= STALL_MS) return false;
+    const p = progress();
+    if (p !== last) {
+      last = p;
+      lastChange = now;
+      await turn();
+    } else {
+      await pause();
+    }
+  }
+  return true;
 }
 
 /**
@@ -268,8 +294,11 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
     }
     const [a, b] = nodes as [typeof nodes[0], typeof nodes[0]];
     const deadline = t0 + DEADLINE_MS;
+    // Anything the pair does shows in its links' datagram counts or its caches.
+    const moved = (): number => linkA.stats().packetsRecv + linkB.stats().packetsRecv +
+      a.d.external.ctSize + b.d.external.ctSize + a.d.internal.size + b.d.internal.size;
     const both = (cond: (d: Daemon, peer: Daemon) => boolean): Promise<boolean> =>
-      until(() => cond(a.d, b.d) && cond(b.d, a.d), deadline);
+      until(() => cond(a.d, b.d) && cond(b.d, a.d), moved, deadline);
     // A node waits for what its peer's filter let into the peer's internal cache.
     const hasPeers = (d: Daemon, peer: Daemon): boolean => d.external.ctSize >= peer.internal.activeCount;
     const feed = async (reads: Buffer[]): Promise<void> => {

@@ -14,9 +14,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function config(dir: string, mode: 'FTFW' | 'NOTRACK', extra = ''): ReturnType<typeof parseConfig>['config'] {
+function config(dir: string, mode: 'FTFW' | 'NOTRACK', extra = '', modeExtra = ''): ReturnType<typeof parseConfig>['config'] {
   return parseConfig(`Sync {
-  Mode ${mode} { }
+  Mode ${mode} { ${modeExtra} }
   UDP { IPv4_address 192.0.2.1 IPv4_Destination_Address 192.0.2.2 Port 3780 Interface lo }
 }
 General {
@@ -43,6 +43,25 @@ describe('JIT warm-up (real addon, scratch daemons in process)', () => {
       expect(r.committed).toBe(2000);
       expect(r.cpuMs).toBeGreaterThan(0);
       expect(existsSync(join(dir, 'real.lock')) || existsSync(join(dir, 'real.ctl'))).toBe(false);
+      expect(scratchDirs().filter((d) => !before.has(d))).toEqual([]);
+    }, 60_000);
+  }
+
+  // Configurations under which a phase can never reach its end: the warm-up must notice that
+  // nothing moves and go on (it once spun a core for its whole 10 s deadline here).
+  for (const [what, extra, modeExtra] of [
+    ['a State filter that drops the UPDATE and DESTROY events', 'Filter From Userspace { State Accept { ESTABLISHED CLOSED TIME_WAIT CLOSE_WAIT for TCP } }', ''],
+    ['DisableExternalCache (peer entries go to the kernel, the external caches stay empty)', '', 'DisableExternalCache on'],
+  ] as const) {
+    it(`${what}: stops waiting when nothing moves, well before its 5 s deadline; nothing left`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ctsync-wu-test-'));
+      dirs.push(dir);
+      const before = new Set(scratchDirs());
+      const c0 = process.cpuUsage();
+      const r = await warmUp(config(dir, 'FTFW', extra, modeExtra), { flows: 1000 });
+      const cpu = process.cpuUsage(c0);
+      expect(r.wallMs).toBeLessThan(3000);
+      expect((cpu.user + cpu.system) / 1000).toBeLessThan(3000);
       expect(scratchDirs().filter((d) => !before.has(d))).toEqual([]);
     }, 60_000);
   }
