@@ -270,15 +270,12 @@ async function perfSplit(rec: ChildProcess, pid: number): Promise<Record<string,
   await Promise.race([exited, sleep(10_000)]);
   const data = `/tmp/ctsync-bench-${pid}.perf`;
   try {
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'perf-split.mjs'), data, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    // Also the symbols behind the buckets, for reading after the run (the JIT map goes with the daemon).
+    const dir = join(REPO_ROOT, 'bench', 'results', 'partial');
+    mkdirSync(dir, { recursive: true });
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'perf-split.mjs'), data, '--json', '--top', '25',
+      '--report', join(dir, `perf-${pid}.txt`)], { encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.status !== 0) throw new Error(`perf-split: ${r.stderr}`);
-    // The symbols behind the buckets, for reading after the run (the JIT map goes with the daemon).
-    const text = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'perf-split.mjs'), data, '--top', '25'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (text.status === 0) {
-      const dir = join(REPO_ROOT, 'bench', 'results', 'partial');
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `perf-${pid}.txt`), text.stdout);
-    }
     return (JSON.parse(r.stdout) as { buckets: Record<string, number> }).buckets;
   } finally {
     for (const f of [data, `/tmp/perf-${pid}.map`, `/tmp/ctsync-bench-v8-${pid}.log`]) rmSync(f, { force: true });

@@ -11,13 +11,14 @@
 // a third of the main thread's CPU sampled). perf counts every thread.
 //
 //   node scripts/perf-split.mjs --pid PID --seconds 8 [--out /tmp/x.data] [--top 8]
-//   node scripts/perf-split.mjs /tmp/x.data [--top 8] [--json]
+//   node scripts/perf-split.mjs /tmp/x.data [--top 8] [--json [--report FILE]]
 // Start the daemon with --perf-basic-prof (CTSYNC_NODE_ARGS for the bench
 // launchers; `node dist/bench/sync.js --perf` does all of it) so JIT frames
 // have names: perf reads them from /tmp/perf-<pid>.map at report time, so
 // report before that file is removed. Without it our optimized JS lands in
 // "other". The flag also writes an isolate-*.log to the working directory.
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 const opt = (name) => {
@@ -71,12 +72,13 @@ for (const line of rep.stdout.split('\n')) {
   if (t.length < top) t.push(`${pct.toFixed(2)}% ${sym.replace(/file:\/\/\/\S*\/dist\//, '').slice(0, 100)}`);
   tops.set(b, t);
 }
-if (argv.includes('--json')) {
-  console.log(JSON.stringify({ total, buckets: Object.fromEntries(sums) }));
-  process.exit(0);
-}
-console.log(`${data}: ${total.toFixed(1)}% of samples attributed`);
+const lines = [`${data}: ${total.toFixed(1)}% of samples attributed`];
 for (const [b, pct] of [...sums].sort((x, y) => y[1] - x[1])) {
-  console.log(`${pct.toFixed(1).padStart(6)}%  ${b}`);
-  for (const s of tops.get(b) ?? []) console.log(`           ${s}`);
+  lines.push(`${pct.toFixed(1).padStart(6)}%  ${b}`);
+  for (const s of tops.get(b) ?? []) lines.push(`           ${s}`);
 }
+const report = `${lines.join('\n')}\n`;
+// --report FILE: the per-symbol text as well, from the same (slow) perf report run.
+if (opt('report')) writeFileSync(opt('report'), report);
+if (argv.includes('--json')) console.log(JSON.stringify({ total, buckets: Object.fromEntries(sums) }));
+else process.stdout.write(report);
