@@ -82,7 +82,9 @@ interface ValueOps<T> {
 const CT_OPS: ValueOps<Conntrack> = {
   kind: 'ct',
   compact: (v) => {
-    // Set, not deleted: the entry keeps its hidden class.
+    // The daemon's event decoder already leaves plain replies out (one property check here);
+    // kernel dumps (-R, reconcile) and other callers bring them. Set, not deleted: the entry
+    // keeps its hidden class.
     if (v.reply !== undefined && keptReply(v) === undefined) v.reply = undefined;
   },
   identity: conntrackIdentity,

@@ -11,11 +11,13 @@ import type { NativeBinding } from '../netlink/native.js';
 
 export const AEAD_TAG_SIZE = 16;
 
-/** A session key ready for use: its bytes, and whatever the implementation derived from them. */
-export interface AeadKey {
-  readonly bytes: Buffer;
-  readonly prepared: unknown;
-}
+declare const preparedKey: unique symbol;
+/**
+ * A session key as one implementation prepared it (the addon's contexts, or
+ * the bytes for Node's API); only that implementation can use it. The addon's
+ * form keeps no copy of the key bytes in the JS heap.
+ */
+export type AeadKey = { readonly [preparedKey]: true };
 
 export interface Aead {
   readonly name: 'native' | 'node';
@@ -33,17 +35,17 @@ export class NativeAead implements Aead {
   constructor(private readonly gcm: NativeGcm) {}
 
   key(bytes: Buffer): AeadKey {
-    return { bytes, prepared: this.gcm.gcmKey(bytes) };
+    return this.gcm.gcmKey(bytes) as AeadKey;
   }
 
   seal(k: AeadKey, out: Buffer, aadLen: number, len: number, nonce: Buffer): void {
-    this.gcm.gcmSeal(k.prepared, out, aadLen, len, nonce);
+    this.gcm.gcmSeal(k, out, aadLen, len, nonce);
   }
 
   open(k: AeadKey, d: Buffer, aadLen: number, nonce: Buffer): Buffer | null {
     const len = d.length - aadLen - AEAD_TAG_SIZE;
     const plain = Buffer.allocUnsafe(len);
-    return this.gcm.gcmOpen(k.prepared, d, aadLen, len, nonce, plain) ? plain : null;
+    return this.gcm.gcmOpen(k, d, aadLen, len, nonce, plain) ? plain : null;
   }
 }
 
@@ -52,11 +54,11 @@ export class NodeAead implements Aead {
   constructor(private readonly crypto: typeof Crypto) {}
 
   key(bytes: Buffer): AeadKey {
-    return { bytes, prepared: null };
+    return bytes as unknown as AeadKey;
   }
 
   seal(k: AeadKey, out: Buffer, aadLen: number, len: number, nonce: Buffer): void {
-    const c = this.crypto.createCipheriv('aes-256-gcm', k.bytes, nonce, { authTagLength: AEAD_TAG_SIZE });
+    const c = this.crypto.createCipheriv('aes-256-gcm', k as unknown as Buffer, nonce, { authTagLength: AEAD_TAG_SIZE });
     c.setAAD(out.subarray(0, aadLen));
     let off = aadLen;
     off += c.update(out.subarray(aadLen, aadLen + len)).copy(out, off);
@@ -66,7 +68,7 @@ export class NodeAead implements Aead {
 
   open(k: AeadKey, d: Buffer, aadLen: number, nonce: Buffer): Buffer | null {
     try {
-      const dc = this.crypto.createDecipheriv('aes-256-gcm', k.bytes, nonce, { authTagLength: AEAD_TAG_SIZE });
+      const dc = this.crypto.createDecipheriv('aes-256-gcm', k as unknown as Buffer, nonce, { authTagLength: AEAD_TAG_SIZE });
       dc.setAAD(d.subarray(0, aadLen));
       dc.setAuthTag(d.subarray(d.length - AEAD_TAG_SIZE));
       const head = dc.update(d.subarray(aadLen, d.length - AEAD_TAG_SIZE));
