@@ -16,7 +16,7 @@
 // 3. Lone events after the burst, --gap ms apart: the daemon's own share of
 //    a single flow's latency, and what waking from idle adds to it.
 //
-//   npm run build && node --expose-gc dist/bench/events.js [--n 100000] [--rounds 5] [--singles 300] [--gap 5]
+//   npm run build && node --expose-gc dist/bench/events.js [--n 100000] [--rounds 5] [--singles 300] [--gap 5] [--resync 5]
 //   (CTSYNC_PROF=1 node --cpu-prof --expose-gc dist/bench/events.js --rounds 2   for a profile)
 //
 // Figures are CPU time (process.cpuUsage) per event, min and median over the
@@ -45,6 +45,8 @@ const ROUNDS = arg('rounds', 5);
 const SINGLES = arg('singles', 300);
 /** Idle time between lone events, ms (0: back to back, one event-loop turn apart). */
 const GAP_MS = arg('gap', 5);
+/** Bulk resync rounds (fw2 -f external, -n) after a warm-up burst; 0: none. */
+const RESYNCS = arg('resync', 0);
 const ns = `ctsevb${process.pid}`;
 const nsPath = `/var/run/netns/${ns}`;
 const cpuUs = (): number => {
@@ -240,6 +242,52 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
   }
 }
 
+/**
+ * Bulk resync in process: the burst replicated once (both daemons warm), then
+ * per round the receiver flushes its external cache and asks for a resync,
+ * done when it holds N again; then the receiver's share alone, as for events.
+ */
+async function resyncs(dir: string, batches: Buffer[]): Promise<{ both: number[]; recv: number[] }> {
+  const a = await node(dir, 'ra', '192.0.2.1', '192.0.2.2', true);
+  const b = await node(dir, 'rb', '192.0.2.2', '192.0.2.1', false);
+  a.ch.peer = b.ch;
+  b.ch.peer = a.ch;
+  const both: number[] = [];
+  const recv: number[] = [];
+  try {
+    for (const buf of batches) {
+      a.events!.listener.onData(buf, 0);
+      await turn();
+    }
+    await waitFor(() => b.d.external.ctSize >= N, 'burst replicated');
+    for (let r = 0; r < RESYNCS; r++) {
+      b.d.flushExternal();
+      a.ch.record = [];
+      gc();
+      const c0 = cpuUs();
+      b.d.sync.requestResync();
+      await waitFor(() => b.d.external.ctSize >= N, 'resync complete');
+      both.push((cpuUs() - c0) / N);
+      const sent = a.ch.record;
+      a.ch.record = null;
+      const b2 = await node(dir, `rc${r}`, '192.0.2.2', '192.0.2.1', false);
+      gc();
+      const c1 = cpuUs();
+      for (let i = 0; i < sent.length; i++) {
+        b2.ch.deliver(sent[i]!);
+        if ((i & 7) === 7) await turn();
+      }
+      await waitFor(() => b2.d.external.ctSize >= N, 'lone receiver has every entry');
+      recv.push((cpuUs() - c1) / N);
+      await b2.d.stop();
+    }
+  } finally {
+    await a.d.stop();
+    await b.d.stop();
+  }
+  return { both, recv };
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -295,6 +343,14 @@ async function main(): Promise<void> {
       console.log(row('sender + receiver', both));
       console.log(row('of which the receiver (alone)', recvOnly));
       console.log(row('the sender (difference)', send));
+    }
+    if (RESYNCS > 0) {
+      const { both: rb, recv: rr } = await resyncs(dir, batches);
+      const row = (label: string, xs: number[]): string => `  ${label.padEnd(34)} min ${Math.min(...xs).toFixed(2)}  median ${median(xs).toFixed(2)}`;
+      console.log(`bulk resync of ${N} entries, ${RESYNCS} rounds (CPU µs per entry)`);
+      console.log(row('sender + receiver', rb));
+      console.log(row('of which the receiver (alone)', rr));
+      console.log(row('the sender (difference)', rb.map((x, i) => x - rr[i]!)));
     }
     if (SINGLES > 0) {
       const us = await singleEvents(dir, batches, lone);
