@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { ChannelError } from '../errors.js';
+import { rdU16BE } from '../util/bytes.js';
 
 export const MAX_LINKS = 4;
 
@@ -32,7 +33,7 @@ type MessageCb = (datagram: Buffer, from: { address: string; port: number }) => 
 
 /** The cheapest "valid datagram" test that needs no sync layer: one full header, version 1. */
 function looksValid(d: Buffer): boolean {
-  return d.length >= 8 && d[0]! >> 4 === 1 && d.readUInt16BE(2) >= 8;
+  return d.length >= 8 && d[0]! >> 4 === 1 && rdU16BE(d, 2) >= 8;
 }
 
 export class MultiChannel implements Channel {

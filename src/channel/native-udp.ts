@@ -8,6 +8,7 @@
 // IPv4 only: an IPv6 link keeps Node's sockets (address text and scopes).
 import { ChannelError } from '../errors.js';
 import type { NativeHandle, NativeReadCallback } from '../netlink/native.js';
+import { rdU32BE, rdU32LE, wrU16BE, wrU16LE } from '../util/bytes.js';
 
 /** The addon functions this module needs (checked at open: an older addon lacks them). */
 export interface NativeUdpBinding {
@@ -43,8 +44,8 @@ export function sockaddrIn(address: string, port: number): Buffer {
   const parts = address.split('.');
   if (parts.length !== 4) throw new ChannelError(`not an IPv4 address: ${address}`, { address });
   const sa = Buffer.alloc(16);
-  sa.writeUInt16LE(AF_INET, 0);
-  sa.writeUInt16BE(port, 2);
+  wrU16LE(sa, 0, AF_INET);
+  wrU16BE(sa, 2, port);
   for (let i = 0; i < 4; i++) {
     const v = Number(parts[i]);
     if (!Number.isInteger(v) || v < 0 || v > 255 || parts[i] === '') throw new ChannelError(`not an IPv4 address: ${address}`, { address });
@@ -105,7 +106,7 @@ export class NativeUdpReceiver {
       const end = len ?? buf.length;
       let off = 0;
       while (off + REC_HDR <= end) {
-        const n = buf.readUInt32LE(off);
+        const n = rdU32LE(buf, off);
         const start = off + REC_HDR;
         if (start + n > end) break;
         this.deliver(buf, off, start, n);
@@ -118,7 +119,7 @@ export class NativeUdpReceiver {
 
   private deliver(buf: Buffer, rec: number, start: number, n: number): void {
     const port = (buf[rec + 4]! << 8) | buf[rec + 5]!;
-    const addr = buf.readUInt32BE(rec + 8);
+    const addr = rdU32BE(buf, rec + 8);
     if (addr !== this.lastAddr || port !== this.lastPort) {
       this.lastAddr = addr;
       this.lastPort = port;

@@ -41,6 +41,7 @@ import { chooseAead, type Aead, type AeadKey } from './aead.js';
 import { loadNative } from '../netlink/native.js';
 import { RateLimitedLog, silentLogger, type Logger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { rdU32BE, wrU32BE } from '../util/bytes.js';
 
 export const SECURE_MAGIC = 0xc1;
 export const SECURE_HEADER_SIZE = 26;
@@ -321,8 +322,8 @@ export class SecureChannel implements Channel {
     this.epochBytes.copy(out, 2);
     out.writeBigUInt64BE(peer, 10);
     const ctr = this.counter++;
-    out.writeUInt32BE(Math.floor(ctr / 0x1_0000_0000), 18);
-    out.writeUInt32BE(ctr >>> 0, 22);
+    wrU32BE(out, 18, Math.floor(ctr / 0x1_0000_0000));
+    wrU32BE(out, 22, ctr >>> 0);
     out.copy(this.nonce, 4, 18, 26);
     plain.copy(out, SECURE_HEADER_SIZE);
     this.aead.seal(this.sessionKey(key, out, 0), out, SECURE_HEADER_SIZE, plain.length, this.nonce);
@@ -395,7 +396,7 @@ export class SecureChannel implements Channel {
     if (sender === this.epoch) return this.reject('reflected', from);
     if (sender === 0n) return this.reject('malformed', from);
     if (this.superseded.has(sender)) return this.reject('stale-epoch', from);
-    const ctr = d.readUInt32BE(18) * 0x1_0000_0000 + d.readUInt32BE(22);
+    const ctr = rdU32BE(d, 18) * 0x1_0000_0000 + rdU32BE(d, 22);
     const fresh = receiver === this.epoch;
     // The tag is checked before the replay window, so a forgery that reuses a
     // seen header counts as bad-tag, and only authentic repeats as replayed.

@@ -20,6 +20,7 @@ import {
   CTA, CTA_COUNTERS, CTA_HELP, CTA_IP, CTA_NAT, CTA_PROTO, CTA_PROTOINFO, CTA_PROTOINFO_DCCP,
   CTA_PROTOINFO_SCTP, CTA_PROTOINFO_TCP, CTA_PROTONAT, CTA_SEQADJ, CTA_SYNPROXY, CTA_TUPLE,
 } from './ct-attrs.js';
+import { rdU16BE, rdU32BE } from '../util/bytes.js';
 
 /**
  * What a message is for; decides which attributes are sent (pitfall 5):
@@ -80,13 +81,8 @@ export function attrType(buf: Buffer, off: number): number {
   return (buf[off + 2]! | (buf[off + 3]! << 8)) & NLA_TYPE_MASK;
 }
 
-export function u16(buf: Buffer, p: number): number {
-  return (buf[p]! << 8) | buf[p + 1]!;
-}
-
-export function u32(buf: Buffer, p: number): number {
-  return ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
-}
+/** Big-endian payload integers (netlink attributes carry network byte order). */
+export { rdU16BE as u16, rdU32BE as u32 };
 
 /** Validates the attribute header at `off` and returns its total length. */
 export function checkedLen(buf: Buffer, off: number, end: number, where: string): number {
@@ -169,16 +165,16 @@ function readTupleProto(buf: Buffer, start: number, end: number): void {
         break;
       case CTA_PROTO.SRC_PORT:
         if (pl < 2) short('CTA_PROTO_SRC_PORT', 2, pl, off);
-        sSport = u16(buf, p);
+        sSport = rdU16BE(buf, p);
         break;
       case CTA_PROTO.DST_PORT:
         if (pl < 2) short('CTA_PROTO_DST_PORT', 2, pl, off);
-        sDport = u16(buf, p);
+        sDport = rdU16BE(buf, p);
         break;
       case CTA_PROTO.ICMP_ID:
       case CTA_PROTO.ICMPV6_ID:
         if (pl < 2) short('CTA_PROTO_ICMP_ID', 2, pl, off);
-        sIcmpId = u16(buf, p);
+        sIcmpId = rdU16BE(buf, p);
         break;
       case CTA_PROTO.ICMP_TYPE:
       case CTA_PROTO.ICMPV6_TYPE:
@@ -234,7 +230,7 @@ function parseTuple(buf: Buffer, start: number, end: number): void {
         break;
       case CTA_TUPLE.ZONE:
         if (pl < 2) short('CTA_TUPLE_ZONE', 2, pl, off);
-        sZone = u16(buf, p);
+        sZone = rdU16BE(buf, p);
         break;
       default:
         break;
@@ -381,11 +377,11 @@ function readSctp(buf: Buffer, start: number, end: number): SctpInfo {
         break;
       case CTA_PROTOINFO_SCTP.VTAG_ORIGINAL:
         if (pl < 4) short('CTA_PROTOINFO_SCTP_VTAG_ORIGINAL', 4, pl, off);
-        sctp.vtagOrig = u32(buf, p);
+        sctp.vtagOrig = rdU32BE(buf, p);
         break;
       case CTA_PROTOINFO_SCTP.VTAG_REPLY:
         if (pl < 4) short('CTA_PROTOINFO_SCTP_VTAG_REPLY', 4, pl, off);
-        sctp.vtagReply = u32(buf, p);
+        sctp.vtagReply = rdU32BE(buf, p);
         break;
       default:
         break;
@@ -469,11 +465,11 @@ function readCounters(buf: Buffer, start: number, end: number): Counters {
       // 32-bit forms from old kernels.
       case CTA_COUNTERS.PACKETS32:
         if (pl < 4) short('CTA_COUNTERS32_PACKETS', 4, pl, off);
-        c.packets = BigInt(u32(buf, p));
+        c.packets = BigInt(rdU32BE(buf, p));
         break;
       case CTA_COUNTERS.BYTES32:
         if (pl < 4) short('CTA_COUNTERS32_BYTES', 4, pl, off);
-        c.bytes = BigInt(u32(buf, p));
+        c.bytes = BigInt(rdU32BE(buf, p));
         break;
       default:
         break;
@@ -493,7 +489,7 @@ function readSeqAdj(buf: Buffer, start: number, end: number): SeqAdj {
     const type = attrType(buf, off);
     if (type >= CTA_SEQADJ.CORRECTION_POS && type <= CTA_SEQADJ.OFFSET_AFTER) {
       if (pl < 4) short('CTA_SEQADJ', 4, pl, off);
-      const v = u32(buf, p);
+      const v = rdU32BE(buf, p);
       if (type === CTA_SEQADJ.CORRECTION_POS) s.correctionPos = v;
       else if (type === CTA_SEQADJ.OFFSET_BEFORE) s.offsetBefore = v;
       else s.offsetAfter = v;
@@ -523,7 +519,7 @@ function readSynproxy(buf: Buffer, start: number, end: number): Synproxy {
     const type = attrType(buf, off);
     if (type >= CTA_SYNPROXY.ISN && type <= CTA_SYNPROXY.TSOFF) {
       if (pl < 4) short('CTA_SYNPROXY', 4, pl, off);
-      const v = u32(buf, p);
+      const v = rdU32BE(buf, p);
       if (type === CTA_SYNPROXY.ISN) isn = v;
       else if (type === CTA_SYNPROXY.ITS) its = v;
       else tsoff = v;
@@ -556,7 +552,7 @@ function readNatProto(buf: Buffer, start: number, end: number): void {
     const pl = len - 4;
     if (attrType(buf, off) === CTA_PROTONAT.PORT_MIN) {
       if (pl < 2) short('CTA_PROTONAT_PORT_MIN', 2, pl, off);
-      nPort = u16(buf, off + 4);
+      nPort = rdU16BE(buf, off + 4);
     }
     off += (len + 3) & ~3;
   }
@@ -657,27 +653,27 @@ export function readConntrack(buf: Buffer, start: number, end: number, dropPlain
         break;
       case CTA.STATUS:
         if (pl < 4) short('CTA_STATUS', 4, pl, off);
-        status = u32(buf, p);
+        status = rdU32BE(buf, p);
         break;
       case CTA.TIMEOUT:
         if (pl < 4) short('CTA_TIMEOUT', 4, pl, off);
-        timeout = u32(buf, p);
+        timeout = rdU32BE(buf, p);
         break;
       case CTA.MARK:
         if (pl < 4) short('CTA_MARK', 4, pl, off);
-        mark = u32(buf, p);
+        mark = rdU32BE(buf, p);
         break;
       case CTA.ZONE:
         if (pl < 2) short('CTA_ZONE', 2, pl, off);
-        zone = u16(buf, p);
+        zone = rdU16BE(buf, p);
         break;
       case CTA.ID:
         if (pl < 4) short('CTA_ID', 4, pl, off);
-        id = u32(buf, p);
+        id = rdU32BE(buf, p);
         break;
       case CTA.USE:
         if (pl < 4) short('CTA_USE', 4, pl, off);
-        use = u32(buf, p);
+        use = rdU32BE(buf, p);
         break;
       case CTA.LABELS:
         labels = Buffer.allocUnsafe(pl);

@@ -8,6 +8,7 @@ import {
   NFGENMSG_LEN, NFNETLINK_V0, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK_TLVS, NLM_F_CAPPED,
   NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS,
 } from './nl-constants.js';
+import { rdI32LE, rdU16LE, rdU32LE, wrU16BE, wrU16LE, wrU32LE } from '../util/bytes.js';
 
 export function nlmsgAlign(n: number): number {
   return (n + 3) & ~3;
@@ -21,14 +22,14 @@ export function beginMessage(w: NlWriter, type: number, flags: number, seq: numb
   version = NFNETLINK_V0): number {
   const at = w.raw(NLMSG_HDRLEN + NFGENMSG_LEN);
   const b = w.buf;
-  b.writeUInt32LE(0, at);
-  b.writeUInt16LE(type, at + 4);
-  b.writeUInt16LE(flags, at + 6);
-  b.writeUInt32LE(seq >>> 0, at + 8);
-  b.writeUInt32LE(0, at + 12);
+  wrU32LE(b, at, 0);
+  wrU16LE(b, at + 4, type);
+  wrU16LE(b, at + 6, flags);
+  wrU32LE(b, at + 8, seq >>> 0);
+  wrU32LE(b, at + 12, 0);
   b[at + 16] = family;
   b[at + 17] = version;
-  b.writeUInt16BE(resId, at + 18);
+  wrU16BE(b, at + 18, resId);
   return at;
 }
 
@@ -36,12 +37,12 @@ export function endMessage(w: NlWriter, start: number): void {
   const aligned = nlmsgAlign(w.off);
   w.ensure(aligned - w.off);
   while (w.off < aligned) w.buf[w.off++] = 0;
-  w.buf.writeUInt32LE(w.off - start, start);
+  wrU32LE(w.buf, start, w.off - start);
 }
 
 /** Rewrites the flags of a finished message (e.g. NLM_F_ACK on the last of a batch). */
 export function setMessageFlags(w: NlWriter, start: number, flags: number): void {
-  w.buf.writeUInt16LE(flags, start + 6);
+  wrU16LE(w.buf, start + 6, flags);
 }
 
 /** The parsed body of an NLMSG_ERROR: errno > 0 is a failure, 0 an ACK. */
@@ -90,15 +91,15 @@ export class MessageReader {
     if (off >= this.end) return false;
     if (this.end - off < NLMSG_HDRLEN) throw decodeError(`truncated header (${this.end - off} bytes left)`, off);
     const b = this.buf;
-    const len = b.readUInt32LE(off);
+    const len = rdU32LE(b, off);
     if (len < NLMSG_HDRLEN) throw decodeError(`length ${len} below header size`, off);
     if (len > this.end - off) throw decodeError(`length ${len} runs past the buffer (${this.end - off} left)`, off);
     this.start = off;
     this.len = len;
-    this.type = b.readUInt16LE(off + 4);
-    this.flags = b.readUInt16LE(off + 6);
-    this.seq = b.readUInt32LE(off + 8);
-    this.pid = b.readUInt32LE(off + 12);
+    this.type = rdU16LE(b, off + 4);
+    this.flags = rdU16LE(b, off + 6);
+    this.seq = rdU32LE(b, off + 8);
+    this.pid = rdU32LE(b, off + 12);
     this.nextOff = off + nlmsgAlign(len);
     return true;
   }
@@ -134,29 +135,29 @@ export function parseErrorPayload(buf: Buffer, start: number, len: number, flags
   const p = start + NLMSG_HDRLEN;
   const end = start + len;
   if (end - p < 4) throw decodeError(`${type === NLMSG_DONE ? 'NLMSG_DONE' : 'NLMSG_ERROR'} without an error code`, start);
-  const err = buf.readInt32LE(p);
+  const err = rdI32LE(buf, p);
   if (type === NLMSG_DONE) return { errno: err < 0 ? -err : 0, origType: 0, origSeq: 0 };
   if (end - p < 4 + NLMSG_HDRLEN) throw decodeError('NLMSG_ERROR without the original header', start);
   const orig = p + 4;
   const info: NlErrorInfo = {
     errno: err < 0 ? -err : err,
-    origType: buf.readUInt16LE(orig + 4),
-    origSeq: buf.readUInt32LE(orig + 8),
+    origType: rdU16LE(buf, orig + 4),
+    origSeq: rdU32LE(buf, orig + 8),
   };
   if (flags & NLM_F_ACK_TLVS) {
     // Capped errors omit the echoed request; uncapped ones carry it whole.
-    const origLen = buf.readUInt32LE(orig);
+    const origLen = rdU32LE(buf, orig);
     let tlv = flags & NLM_F_CAPPED ? orig + NLMSG_HDRLEN : orig + nlmsgAlign(origLen);
     while (tlv + 4 <= end) {
-      const alen = buf.readUInt16LE(tlv);
+      const alen = rdU16LE(buf, tlv);
       if (alen < 4 || tlv + alen > end) break; // a broken ext-ack must not hide the errno
-      const atype = buf.readUInt16LE(tlv + 2) & 0x3fff;
+      const atype = rdU16LE(buf, tlv + 2) & 0x3fff;
       if (atype === NLMSGERR_ATTR_MSG) {
         let e = tlv + alen;
         while (e > tlv + 4 && buf[e - 1] === 0) e--;
         info.extack = buf.toString('utf8', tlv + 4, e);
       } else if (atype === NLMSGERR_ATTR_OFFS && alen >= 8) {
-        info.extackOffset = buf.readUInt32LE(tlv + 4);
+        info.extackOffset = rdU32LE(buf, tlv + 4);
       }
       tlv += nlmsgAlign(alen);
     }

@@ -1,3 +1,4 @@
+import { rdU16BE, rdU16LE, rdU32BE, wrU16BE, wrU16LE, wrU32BE } from '../util/bytes.js';
 // Netlink attribute (nlattr) writing and reading over one reusable buffer.
 // nlattr headers are host-endian (little-endian on every platform we run on);
 // ctnetlink payload integers are big-endian (spec netlink.md, pitfall 9).
@@ -47,8 +48,8 @@ export class NlWriter {
     const total = NLA_HDRLEN + payloadLen;
     this.ensure(nlaAlign(total));
     const at = this.off;
-    this.buf.writeUInt16LE(total, at);
-    this.buf.writeUInt16LE(type, at + 2);
+    wrU16LE(this.buf, at, total);
+    wrU16LE(this.buf, at + 2, type);
     this.off += NLA_HDRLEN;
     return at;
   }
@@ -66,14 +67,14 @@ export class NlWriter {
 
   u16be(type: number, v: number): void {
     this.header(type, 2);
-    this.buf.writeUInt16BE(v & 0xffff, this.off);
+    wrU16BE(this.buf, this.off, v & 0xffff);
     this.off += 2;
     this.pad();
   }
 
   u32be(type: number, v: number): void {
     this.header(type, 4);
-    this.buf.writeUInt32BE(v >>> 0, this.off);
+    wrU32BE(this.buf, this.off, v >>> 0);
     this.off += 4;
   }
 
@@ -120,7 +121,7 @@ export class NlWriter {
   endNested(): void {
     const at = this.nests.pop();
     if (at === undefined) throw new Error('endNested without beginNested');
-    this.buf.writeUInt16LE(this.off - at, at);
+    wrU16LE(this.buf, at, this.off - at);
   }
 
   /** Raw bytes (message headers). */
@@ -142,9 +143,9 @@ export function forEachAttr(buf: Buffer, start: number, end: number,
   visit: (type: number, pstart: number, pend: number) => void): boolean {
   let off = start;
   while (off + NLA_HDRLEN <= end) {
-    const len = buf.readUInt16LE(off);
+    const len = rdU16LE(buf, off);
     if (len < NLA_HDRLEN || off + len > end) return false;
-    visit(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, off + NLA_HDRLEN, off + len);
+    visit(rdU16LE(buf, off + 2) & NLA_TYPE_MASK, off + NLA_HDRLEN, off + len);
     off += nlaAlign(len);
   }
   return true;
@@ -188,7 +189,7 @@ export function ipv4Value(addr: string): number {
   const c = cachedIpv4(addr);
   if (c >= 0) return c;
   writeIpv4(v4Scratch, 0, addr);
-  return v4Scratch.readUInt32BE(0);
+  return rdU32BE(v4Scratch, 0);
 }
 
 export function writeIpv4(buf: Buffer, off: number, addr: string): void {
@@ -201,7 +202,7 @@ export function writeIpv4(buf: Buffer, off: number, addr: string): void {
     return;
   }
   parseIpv4Into(buf, off, addr);
-  rememberIpv4(addr, ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0);
+  rememberIpv4(addr, rdU32BE(buf, off));
 }
 
 function parseIpv4Into(buf: Buffer, off: number, addr: string): void {
@@ -278,7 +279,7 @@ export function writeIpv6(buf: Buffer, off: number, addr: string): void {
   if (s.indexOf('.', lastColon) > 0) {
     const tmp = Buffer.alloc(4);
     writeIpv4(tmp, 0, s.slice(lastColon + 1));
-    s = `${s.slice(0, lastColon + 1)}${tmp.readUInt16BE(0).toString(16)}:${tmp.readUInt16BE(2).toString(16)}`;
+    s = `${s.slice(0, lastColon + 1)}${rdU16BE(tmp, 0).toString(16)}:${rdU16BE(tmp, 2).toString(16)}`;
   }
   const dbl = s.indexOf('::');
   let head: string[];
@@ -296,7 +297,7 @@ export function writeIpv6(buf: Buffer, off: number, addr: string): void {
   buf.fill(0, off, off + 16);
   const put = (h: string, i: number): void => {
     if (!/^[0-9a-fA-F]{1,4}$/.test(h)) throw new TypeError(`bad IPv6 address: ${addr}`);
-    buf.writeUInt16BE(parseInt(h, 16), off + i * 2);
+    wrU16BE(buf, off + i * 2, parseInt(h, 16));
   };
   head.forEach((h, i) => put(h, i));
   tail.forEach((h, i) => put(h, 8 - tail.length + i));
@@ -309,7 +310,7 @@ export function readIpv6(buf: Buffer, off: number): string {
   let curStart = -1;
   let curLen = 0;
   for (let i = 0; i < 8; i++) {
-    if (buf.readUInt16BE(off + i * 2) === 0) {
+    if (rdU16BE(buf, off + i * 2) === 0) {
       if (curStart < 0) curStart = i;
       curLen++;
       if (curLen > bestLen) {
@@ -330,7 +331,7 @@ export function readIpv6(buf: Buffer, off: number): string {
       continue;
     }
     if (out.length > 0 && !out.endsWith(':')) out += ':';
-    out += buf.readUInt16BE(off + i * 2).toString(16);
+    out += rdU16BE(buf, off + i * 2).toString(16);
   }
   return out;
 }

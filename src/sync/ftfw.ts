@@ -8,6 +8,7 @@ import { RECV, SyncEngine, type EngineOptions, type EngineStats, type RecvResult
 import { SyncQueue, type SyncItem } from './queue.js';
 import { messageHash, SEQ, SeqStallGuard, type StallGuardOptions } from './recv-seq.js';
 import type { SyncMode } from './types.js';
+import { rdU32BE } from '../util/bytes.js';
 
 export const DEFAULT_RESEND_QUEUE_SIZE = 131072;
 export const DEFAULT_ACK_WINDOW_SIZE = 300;
@@ -349,8 +350,8 @@ export class Ftfw extends SyncEngine implements SyncMode {
   private readonly rangeOut = { from: 0, to: 0 };
 
   private range(buf: Buffer, off: number): { from: number; to: number } {
-    this.rangeOut.from = buf.readUInt32BE(off + 8);
-    this.rangeOut.to = buf.readUInt32BE(off + 12);
+    this.rangeOut.from = rdU32BE(buf, off + 8);
+    this.rangeOut.to = rdU32BE(buf, off + 12);
     return this.rangeOut;
   }
 

@@ -10,6 +10,7 @@
 // A slot collision just rebuilds the string: the output is always the same
 // text readIpv6 would give. IPv4 uses the kernel codec's table (readIpv4).
 import { readIpv4, readIpv6 } from '../netlink/nlattr.js';
+import { rdI32BE } from '../util/bytes.js';
 
 const SLOTS = 1 << 14;
 const MASK = SLOTS - 1;
@@ -28,7 +29,7 @@ const v6Text: (string | undefined)[] = new Array<string | undefined>(SLOTS).fill
 
 /** RFC 5952 text of the 16 bytes at buf[at] (same text as readIpv6). */
 export function ipv6Text(buf: Buffer, at: number): string {
-  const w0 = buf.readInt32BE(at), w1 = buf.readInt32BE(at + 4), w2 = buf.readInt32BE(at + 8), w3 = buf.readInt32BE(at + 12);
+  const w0 = rdI32BE(buf, at), w1 = rdI32BE(buf, at + 4), w2 = rdI32BE(buf, at + 8), w3 = rdI32BE(buf, at + 12);
   let h = Math.imul(w0, 0x9e3779b1) ^ w1;
   h = Math.imul(h, 0x85ebca6b) ^ w2;
   h = Math.imul(h, 0xc2b2ae35) ^ w3;

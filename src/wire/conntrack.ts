@@ -17,6 +17,7 @@ import {
   putAddr, putAddrPair, putPorts, putString, putU16BE, putU16LE, putU32BE, putU8, readCString, u32be,
 } from './attrs.js';
 import { HEADER_SIZE, writeHeader } from './header.js';
+import { rdU16BE, rdU16LE, rdU32BE, wrU32BE } from '../util/bytes.js';
 
 export interface WireEncodeOptions {
   /** `Options { TCPWindowTracking on }`: also send TCP_WSCALE_ORIG/REPL. */
@@ -235,13 +236,13 @@ function putNatFromFields(buf: Buffer, p: number, ct: Conntrack, v6: boolean, li
 
 function putSeqAdj(buf: Buffer, p: number, a: SeqAdj, b: SeqAdj, lim: number): number {
   if (p + 28 > lim) throw noSpace(p + 28, lim);
-  buf.writeUInt32BE(0x001c_0000 | NTA.NAT_SEQ_ADJ, p);
-  buf.writeUInt32BE(a.correctionPos, p + 4);
-  buf.writeUInt32BE(a.offsetBefore, p + 8);
-  buf.writeUInt32BE(a.offsetAfter, p + 12);
-  buf.writeUInt32BE(b.correctionPos, p + 16);
-  buf.writeUInt32BE(b.offsetBefore, p + 20);
-  buf.writeUInt32BE(b.offsetAfter, p + 24);
+  wrU32BE(buf, p, 0x001c_0000 | NTA.NAT_SEQ_ADJ);
+  u32be(buf, p + 4, a.correctionPos);
+  u32be(buf, p + 8, a.offsetBefore);
+  u32be(buf, p + 12, a.offsetAfter);
+  u32be(buf, p + 16, b.correctionPos);
+  u32be(buf, p + 20, b.offsetBefore);
+  u32be(buf, p + 24, b.offsetAfter);
   return p + 28;
 }
 
@@ -272,7 +273,7 @@ function putLabels(buf: Buffer, p: number, labels: Buffer, lim: number): number 
 
 // --- decode ------------------------------------------------------------------
 
-const U32 = (buf: Buffer, at: number): number => buf.readUInt32BE(at);
+const U32 = (buf: Buffer, at: number): number => rdU32BE(buf, at);
 
 /**
  * The TcpInfo of a message with a TCP state and no window scales (nearly all
@@ -324,7 +325,7 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
       case NTA.IPV4: l3 = AF_INET; src = ipv4Text(buf, d); dst = ipv4Text(buf, d + 4); break;
       case NTA.IPV6: l3 = AF_INET6; src = ipv6Text(buf, d); dst = ipv6Text(buf, d + 16); break;
       case NTA.L4PROTO: proto = buf[d]!; break;
-      case NTA.PORT: sport = buf.readUInt16BE(d); dport = buf.readUInt16BE(d + 2); break;
+      case NTA.PORT: sport = rdU16BE(buf, d); dport = rdU16BE(buf, d + 2); break;
       case NTA.TCP_STATE: tcpState = buf[d]!; break;
       case NTA.STATUS: status = U32(buf, d); break;
       case NTA.TIMEOUT: timeout = U32(buf, d); break;
@@ -332,11 +333,11 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
       case NTA.MASTER_IPV4: ml3 = AF_INET; msrc = ipv4Text(buf, d); mdst = ipv4Text(buf, d + 4); break;
       case NTA.MASTER_IPV6: ml3 = AF_INET6; msrc = ipv6Text(buf, d); mdst = ipv6Text(buf, d + 16); break;
       case NTA.MASTER_L4PROTO: mproto = buf[d]!; break;
-      case NTA.MASTER_PORT: msport = buf.readUInt16BE(d); mdport = buf.readUInt16BE(d + 2); break;
+      case NTA.MASTER_PORT: msport = rdU16BE(buf, d); mdport = rdU16BE(buf, d + 2); break;
       case NTA.SNAT_IPV4: snatAddr = ipv4Text(buf, d); break;
       case NTA.DNAT_IPV4: dnatAddr = ipv4Text(buf, d); break;
-      case NTA.SPAT_PORT: snatPort = buf.readUInt16LE(d); break; // LE: §2.2 byte-order quirk
-      case NTA.DPAT_PORT: dnatPort = buf.readUInt16LE(d); break;
+      case NTA.SPAT_PORT: snatPort = rdU16LE(buf, d); break; // LE: §2.2 byte-order quirk
+      case NTA.DPAT_PORT: dnatPort = rdU16LE(buf, d); break;
       case NTA.NAT_SEQ_ADJ: seqAt = d; break;
       case NTA.SCTP_STATE: sctpState = buf[d]!; break;
       case NTA.SCTP_VTAG_ORIG: vtagOrig = U32(buf, d); break;
@@ -345,7 +346,7 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
       case NTA.DCCP_ROLE: dccpRole = buf[d]!; break;
       case NTA.ICMP_TYPE: icmpType = buf[d]!; break;
       case NTA.ICMP_CODE: icmpCode = buf[d]!; break;
-      case NTA.ICMP_ID: icmpId = buf.readUInt16LE(d); break;
+      case NTA.ICMP_ID: icmpId = rdU16LE(buf, d); break;
       case NTA.TCP_WSCALE_ORIG: wsOrig = buf[d]!; break;
       case NTA.TCP_WSCALE_REPL: wsReply = buf[d]!; break;
       case NTA.HELPER_NAME: helper = readCString(buf, d, p + ntaLen); break;
@@ -360,7 +361,7 @@ export function decodeConntrackMsg(buf: Buffer, off: number, len: number): Connt
       case NTA.SNAT_IPV6: snatAddr = ipv6Text(buf, d); break;
       case NTA.DNAT_IPV6: dnatAddr = ipv6Text(buf, d); break;
       case NTA.SYNPROXY: synAt = d; break;
-      case NTA.ZONE: zone = buf.readUInt16BE(d); break;
+      case NTA.ZONE: zone = rdU16BE(buf, d); break;
       default: break; // unreachable: checkAttr rejects ids >= NTA_MAX
     }
     const step = ntaAlign(ntaLen);

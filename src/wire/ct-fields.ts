@@ -15,6 +15,7 @@ import { ZERO_SYNPROXY } from '../netlink/ct-codec.js';
 import { ipv4Text } from './addr-text.js';
 import { TCP_STATE_ONLY } from './conntrack.js';
 import { HEADER_SIZE } from './header.js';
+import { rdU16BE, rdU16LE, rdU32BE, wrU32BE } from '../util/bytes.js';
 
 /** Which optional fields of CtFields a message (or an entry) carries. */
 export const CTF = {
@@ -79,23 +80,23 @@ export function scanConntrackFields(buf: Buffer, off: number, len: number, out: 
     const ntaLen = checkAttr(buf, p, rem, NTA_MAX, NTA_FIXED_LEN, NTA_MAX_LEN);
     const d = p + NTA_HDRLEN;
     switch (buf[p + 3]) {
-      case NTA.IPV4: hasAddr = true; out.src = buf.readUInt32BE(d); out.dst = buf.readUInt32BE(d + 4); break;
+      case NTA.IPV4: hasAddr = true; out.src = rdU32BE(buf, d); out.dst = rdU32BE(buf, d + 4); break;
       case NTA.L4PROTO: proto = buf[d]!; break;
-      case NTA.PORT: bits |= CTF.PORTS; out.sport = buf.readUInt16BE(d); out.dport = buf.readUInt16BE(d + 2); break;
+      case NTA.PORT: bits |= CTF.PORTS; out.sport = rdU16BE(buf, d); out.dport = rdU16BE(buf, d + 2); break;
       case NTA.TCP_STATE: bits |= CTF.TCP_STATE; out.tcpState = buf[d]!; break;
-      case NTA.STATUS: bits |= CTF.STATUS; out.status = buf.readUInt32BE(d); break;
-      case NTA.TIMEOUT: bits |= CTF.TIMEOUT; out.timeout = buf.readUInt32BE(d); break;
-      case NTA.MARK: bits |= CTF.MARK; out.mark = buf.readUInt32BE(d); break;
-      case NTA.ZONE: bits |= CTF.ZONE; out.zone = buf.readUInt16BE(d); break;
-      case NTA.SNAT_IPV4: bits |= CTF.SNAT_ADDR; out.snatAddr = buf.readUInt32BE(d); break;
-      case NTA.DNAT_IPV4: bits |= CTF.DNAT_ADDR; out.dnatAddr = buf.readUInt32BE(d); break;
-      case NTA.SPAT_PORT: bits |= CTF.SNAT_PORT; out.snatPort = buf.readUInt16LE(d); break; // LE: §2.2 quirk
-      case NTA.DPAT_PORT: bits |= CTF.DNAT_PORT; out.dnatPort = buf.readUInt16LE(d); break;
+      case NTA.STATUS: bits |= CTF.STATUS; out.status = rdU32BE(buf, d); break;
+      case NTA.TIMEOUT: bits |= CTF.TIMEOUT; out.timeout = rdU32BE(buf, d); break;
+      case NTA.MARK: bits |= CTF.MARK; out.mark = rdU32BE(buf, d); break;
+      case NTA.ZONE: bits |= CTF.ZONE; out.zone = rdU16BE(buf, d); break;
+      case NTA.SNAT_IPV4: bits |= CTF.SNAT_ADDR; out.snatAddr = rdU32BE(buf, d); break;
+      case NTA.DNAT_IPV4: bits |= CTF.DNAT_ADDR; out.dnatAddr = rdU32BE(buf, d); break;
+      case NTA.SPAT_PORT: bits |= CTF.SNAT_PORT; out.snatPort = rdU16LE(buf, d); break; // LE: §2.2 quirk
+      case NTA.DPAT_PORT: bits |= CTF.DNAT_PORT; out.dnatPort = rdU16LE(buf, d); break;
       case NTA.ICMP_TYPE: bits |= CTF.ICMP_TYPE; out.icmpType = buf[d]!; break;
       case NTA.ICMP_CODE: bits |= CTF.ICMP_CODE; out.icmpCode = buf[d]!; break;
-      case NTA.ICMP_ID: bits |= CTF.ICMP_ID; out.icmpId = buf.readUInt16LE(d); break;
+      case NTA.ICMP_ID: bits |= CTF.ICMP_ID; out.icmpId = rdU16LE(buf, d); break;
       case NTA.SYNPROXY:
-        if ((buf.readUInt32BE(d) | buf.readUInt32BE(d + 4) | buf.readUInt32BE(d + 8)) !== 0) return false;
+        if ((rdU32BE(buf, d) | rdU32BE(buf, d + 4) | rdU32BE(buf, d + 8)) !== 0) return false;
         bits |= CTF.SYNPROXY_ZERO;
         break;
       default: return false;
@@ -132,7 +133,7 @@ const ipv4Scratch = Buffer.alloc(4);
 
 /** Dotted-quad text of a u32 address (interned like every decoded address). */
 export function ipv4TextOf(v: number): string {
-  ipv4Scratch.writeUInt32BE(v >>> 0, 0);
+  wrU32BE(ipv4Scratch, 0, v >>> 0);
   return ipv4Text(ipv4Scratch, 0);
 }
 

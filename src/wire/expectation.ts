@@ -10,6 +10,7 @@ import {
 } from './attrs.js';
 import type { WireEncodeOptions } from './conntrack.js';
 import { HEADER_SIZE, writeHeader } from './header.js';
+import { rdU16BE, rdU32BE } from '../util/bytes.js';
 
 const NO_OPTS: WireEncodeOptions = {};
 
@@ -125,13 +126,13 @@ export function decodeExpectationMsg(buf: Buffer, off: number, len: number): Exp
       readTupleAttr(buf, d, id & 3, acc);
     } else {
       switch (id) {
-        case NTA_EXP.TIMEOUT: timeout = buf.readUInt32BE(d); break;
-        case NTA_EXP.FLAGS: flags = buf.readUInt32BE(d); break;
-        case NTA_EXP.CLASS: klass = buf.readUInt32BE(d); break;
+        case NTA_EXP.TIMEOUT: timeout = rdU32BE(buf, d); break;
+        case NTA_EXP.FLAGS: flags = rdU32BE(buf, d); break;
+        case NTA_EXP.CLASS: klass = rdU32BE(buf, d); break;
         case NTA_EXP.NAT_IPV4: natSeen = true; readTupleAttr(buf, d, 0, nat); break;
         case NTA_EXP.NAT_PORT: natSeen = true; readTupleAttr(buf, d, 3, nat); break;
         case NTA_EXP.NAT_L4PROTO: natSeen = true; readTupleAttr(buf, d, 2, nat); break;
-        case NTA_EXP.NAT_DIR: natDir = buf.readUInt32BE(d); break;
+        case NTA_EXP.NAT_DIR: natDir = rdU32BE(buf, d); break;
         case NTA_EXP.HELPER_NAME: helper = readCString(buf, d, p + ntaLen); break;
         case NTA_EXP.FN: fn = readCString(buf, d, p + ntaLen); break;
         default: break;
@@ -169,6 +170,6 @@ function readTupleAttr(buf: Buffer, d: number, kind: number, acc: TupleAcc): voi
     case 0: acc.l3 = AF_INET; acc.src = readIpv4(buf, d); acc.dst = readIpv4(buf, d + 4); break;
     case 1: acc.l3 = AF_INET6; acc.src = readIpv6(buf, d); acc.dst = readIpv6(buf, d + 16); break;
     case 2: acc.proto = buf[d]!; break;
-    default: acc.sport = buf.readUInt16BE(d); acc.dport = buf.readUInt16BE(d + 2); break;
+    default: acc.sport = rdU16BE(buf, d); acc.dport = rdU16BE(buf, d + 2); break;
   }
 }

@@ -1,3 +1,4 @@
+import { rdU16BE, rdU32BE, wrU16BE, wrU32BE } from '../util/bytes.js';
 // The 8-byte message header of conntrackd's sync protocol (nethdr) and the
 // 16-byte ACK/NACK/RESYNC form (nethdr_ack). See shared/spec/ftfw.md §1.
 // All fields big-endian; byte 0 is version<<4 | type on every host.
@@ -51,22 +52,22 @@ export function readHeader(buf: Buffer, off: number, out: NetHdr): void {
   out.version = b0 >> 4;
   out.type = b0 & 0x0f;
   out.flags = buf[off + 1]!;
-  out.len = buf.readUInt16BE(off + 2);
-  out.seq = buf.readUInt32BE(off + 4);
+  out.len = rdU16BE(buf, off + 2);
+  out.seq = rdU32BE(buf, off + 4);
 }
 
 export function writeHeader(buf: Buffer, off: number, type: number, flags: number, len: number, seq: number): void {
   buf[off] = (PROTOCOL_VERSION << 4) | (type & 0x0f);
   buf[off + 1] = flags & 0xff;
-  buf.writeUInt16BE(len, off + 2);
-  buf.writeUInt32BE(seq >>> 0, off + 4);
+  wrU16BE(buf, off + 2, len);
+  wrU32BE(buf, off + 4, seq >>> 0);
 }
 
 /** Writes a 16-byte ACK/NACK/RESYNC message; returns its length. */
 export function writeAck(buf: Buffer, off: number, flags: number, seq: number, from: number, to: number): number {
   writeHeader(buf, off, MSG.CTL, flags, ACK_SIZE, seq);
-  buf.writeUInt32BE(from >>> 0, off + 8);
-  buf.writeUInt32BE(to >>> 0, off + 12);
+  wrU32BE(buf, off + 8, from >>> 0);
+  wrU32BE(buf, off + 12, to >>> 0);
   return ACK_SIZE;
 }
 
