@@ -129,9 +129,15 @@ export class CompiledFilter {
   private readonly quirk: boolean;
   /** IPv4 netmasks as (net, mask) pairs of signed words. */
   private readonly nets4: Int32Array;
+  /**
+   * Host addresses as signed words (`v | 0`): a Set looks a small integer up
+   * inline, but an address from 128.0.0.0 up as an unsigned number is a heap
+   * number, hashed by a runtime call on every event (perf: OrderedHashMap::GetHash).
+   */
   private readonly hosts4 = new Set<number>();
   private readonly nets6: Cidr6[] = [];
   private readonly hosts6 = new Ip6Set();
+  /** Signed words, as hosts4. */
   private readonly own4 = new Set<number>();
   private readonly own6 = new Ip6Set();
   private readonly stateLogic: number;
@@ -159,7 +165,7 @@ export class CompiledFilter {
         continue;
       }
       if (c.family === 4) {
-        if (c.host) this.hosts4.add(c.net >>> 0);
+        if (c.host) this.hosts4.add(c.net | 0);
         else nets4.push(c.net, c.mask);
       } else if (c.host) {
         this.hosts6.add(c.net);
@@ -172,7 +178,7 @@ export class CompiledFilter {
     for (const a of opts.ownAddresses ?? []) {
       const v4 = parseIPv4(a);
       if (v4 >= 0) {
-        this.own4.add(v4);
+        this.own4.add(v4 | 0);
         continue;
       }
       const w = new Uint32Array(4);
@@ -196,9 +202,10 @@ export class CompiledFilter {
       const src = o.src;
       const dst = ct.reply !== undefined ? ct.reply.src : o.dst;
       if (o.l3 === AF_INET) {
+        // Kernel and peer addresses always parse; were one not to (-1), it would match nothing.
         const a = parseIPv4(src);
         const b = parseIPv4(dst);
-        if (this.own4.size > 0 && (this.own4.has(a) || this.own4.has(b))) return false;
+        if (this.own4.size > 0 && ((a >= 0 && this.own4.has(a | 0)) || (b >= 0 && this.own4.has(b | 0)))) return false;
         if (this.addrLogic !== NO && !this.address4(a, b)) return false;
       } else if (o.l3 === AF_INET6) {
         const w = this.scratch6;
@@ -227,7 +234,7 @@ export class CompiledFilter {
         break;
       }
     }
-    const hostHit = this.hosts4.has(a) || this.hosts4.has(b) ? 1 : 0;
+    const hostHit = (a >= 0 && this.hosts4.has(a | 0)) || (b >= 0 && this.hosts4.has(b | 0)) ? 1 : 0;
     return this.verdict(netHit, hostHit);
   }
 

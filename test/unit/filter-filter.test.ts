@@ -52,6 +52,30 @@ describe('Filter', () => {
     expect(f.accepts(flow('8.8.4.4', '1.2.3.4', { replySrc: '192.168.7.7' }))).toBe(false);
   });
 
+  it('host entries and own addresses from 128.0.0.0 up match (kept as signed words)', () => {
+    const hosts = compileFilter({ address: { policy: 'ignore', cidrs: ['192.168.1.1', '255.255.255.255', '128.0.0.0'] } });
+    expect(hosts.accepts(flow('192.168.1.1', '8.8.8.8'))).toBe(false);
+    expect(hosts.accepts(flow('8.8.8.8', '255.255.255.255'))).toBe(false);
+    expect(hosts.accepts(flow('128.0.0.0', '8.8.8.8'))).toBe(false);
+    expect(hosts.accepts(flow('192.168.1.2', '8.8.8.8'))).toBe(true);
+    expect(hosts.accepts(flow('127.255.255.255', '8.8.8.8'))).toBe(true);
+    // Without conntrackd's quirk (with it, a host-only Accept list accepts nothing: see below).
+    const acc = compileFilter({ address: { policy: 'accept', cidrs: ['203.0.113.9'] } }, { conntrackdAcceptQuirk: false });
+    expect(acc.accepts(flow('203.0.113.9', '8.8.8.8'))).toBe(true);
+    expect(acc.accepts(flow('203.0.113.8', '8.8.8.8'))).toBe(false);
+    const own = compileFilter(undefined, { ownAddresses: ['192.0.2.1', '255.255.255.255'] });
+    expect(own.accepts(flow('192.0.2.1', '8.8.8.8'))).toBe(false);
+    expect(own.accepts(flow('8.8.8.8', '255.255.255.255'))).toBe(false);
+    expect(own.accepts(flow('192.0.2.2', '8.8.8.8'))).toBe(true);
+  });
+
+  it('an address that does not parse matches no host, not even 255.255.255.255 (both are -1 as signed words)', () => {
+    const hosts = compileFilter({ address: { policy: 'ignore', cidrs: ['255.255.255.255'] } });
+    expect(hosts.accepts(flow('not-an-address', '8.8.8.8'))).toBe(true);
+    const own = compileFilter(undefined, { ownAddresses: ['255.255.255.255'] });
+    expect(own.accepts(flow('not-an-address', '8.8.8.8'))).toBe(true);
+  });
+
   it('CIDR edges: /0, /32, /128', () => {
     const all = compileFilter({ address: { policy: 'ignore', cidrs: ['0.0.0.0/0'] } });
     expect(all.accepts(flow('1.2.3.4', '5.6.7.8'))).toBe(false);
