@@ -87,9 +87,14 @@ export { rdU16BE as u16, rdU32BE as u32 };
 /** Validates the attribute header at `off` and returns its total length. */
 export function checkedLen(buf: Buffer, off: number, end: number, where: string): number {
   const len = attrLen(buf, off);
-  if (len < 4) fail(`${where}: attribute length ${len} shorter than its header`, off);
-  if (off + len > end) fail(`${where}: attribute (type ${attrType(buf, off)}, length ${len}) runs past end ${end}`, off);
+  if (len < 4 || off + len > end) badLen(buf, off, end, where, len);
   return len;
+}
+
+/** Out of line, as the other error messages: a template literal in checkedLen cost every attribute a NumberToString. */
+function badLen(buf: Buffer, off: number, end: number, where: string, len: number): never {
+  if (len < 4) fail(`${where}: attribute length ${len} shorter than its header`, off);
+  return fail(`${where}: attribute (type ${attrType(buf, off)}, length ${len}) runs past end ${end}`, off);
 }
 
 /** NUL-terminated (or attribute-terminated) string, latin1: helper names are ASCII. */

@@ -60,6 +60,21 @@ function decodeError(what: string, at: number, ctx: Record<string, unknown> = {}
     { offset: at, ...ctx });
 }
 
+// Error messages are built out of line: as template literals in next() and
+// attrsStart(), run per message, TurboFan turned their numbers into strings
+// on the path that does not throw (a NumberToString call per message).
+
+/** `len` < 0: fewer than a header's bytes were left. */
+function headerError(at: number, left: number, len: number): NetlinkError {
+  if (len < 0) return decodeError(`truncated header (${left} bytes left)`, at);
+  if (len < NLMSG_HDRLEN) return decodeError(`length ${len} below header size`, at);
+  return decodeError(`length ${len} runs past the buffer (${left} left)`, at);
+}
+
+function noNfgenmsg(at: number, len: number, type: number): NetlinkError {
+  return decodeError(`nfnetlink message of ${len} bytes has no nfgenmsg`, at, { type });
+}
+
 /**
  * Cursor over packed messages. One instance is reused for every buffer: the
  * fields describe the current message, so walking allocates nothing.
@@ -89,11 +104,10 @@ export class MessageReader {
   next(): boolean {
     const off = this.nextOff;
     if (off >= this.end) return false;
-    if (this.end - off < NLMSG_HDRLEN) throw decodeError(`truncated header (${this.end - off} bytes left)`, off);
+    if (this.end - off < NLMSG_HDRLEN) throw headerError(off, this.end - off, -1);
     const b = this.buf;
     const len = rdU32LE(b, off);
-    if (len < NLMSG_HDRLEN) throw decodeError(`length ${len} below header size`, off);
-    if (len > this.end - off) throw decodeError(`length ${len} runs past the buffer (${this.end - off} left)`, off);
+    if (len < NLMSG_HDRLEN || len > this.end - off) throw headerError(off, this.end - off, len);
     this.start = off;
     this.len = len;
     this.type = rdU16LE(b, off + 4);
@@ -115,7 +129,7 @@ export class MessageReader {
 
   /** Start of the attributes after nfgenmsg; throws DECODE when the message is too short for nfgenmsg. */
   attrsStart(): number {
-    if (this.len < NLMSG_HDRLEN + NFGENMSG_LEN) throw decodeError(`nfnetlink message of ${this.len} bytes has no nfgenmsg`, this.start, { type: this.type });
+    if (this.len < NLMSG_HDRLEN + NFGENMSG_LEN) throw noNfgenmsg(this.start, this.len, this.type);
     return this.start + NLMSG_HDRLEN + NFGENMSG_LEN;
   }
 

@@ -319,14 +319,32 @@ export function checkAttr(buf: Buffer, p: number, rem: number, maxId: number,
   fixed: readonly number[], maxLen: readonly number[]): number {
   const ntaLen = (buf[p]! << 8) | buf[p + 1]!;
   const id = (buf[p + 2]! << 8) | buf[p + 3]!;
-  if (ntaLen > rem) throw decodeError('attr-len', `attribute ${id} runs past the message (${ntaLen} > ${rem})`, { id, ntaLen });
-  if (ntaLen < NTA_HDRLEN) throw decodeError('attr-len', `attribute ${id} shorter than its header`, { id, ntaLen });
-  if (id >= maxId) throw decodeError('attr-id', `unknown attribute id ${id}`, { id });
+  if (ntaLen > rem || ntaLen < NTA_HDRLEN || id >= maxId) throw attrError(id, ntaLen, rem, maxId, 0);
   const f = fixed[id]!;
-  if (f !== 0 && ntaLen !== f) throw decodeError('fixed-size', `attribute ${id} has nta_len ${ntaLen}, expected ${f}`, { id, ntaLen });
+  if (f !== 0 && ntaLen !== f) throw attrError(id, ntaLen, rem, maxId, f);
   const m = maxLen[id]!;
-  if (m !== 0 && ntaLen > m) throw decodeError('max-size', `attribute ${id} has nta_len ${ntaLen}, limit ${m}`, { id, ntaLen });
+  if (m !== 0 && ntaLen > m) throw attrError(id, ntaLen, rem, maxId, -m);
   return ntaLen;
+}
+
+// The messages of checkAttr's and checkMessage's errors are built here, out of
+// line. Written as template literals in those per-attribute functions, they
+// cost every attribute a NumberToString call: TurboFan placed the conversion
+// of ntaLen, shared by three throw sites, in the block that dominates them all,
+// which is the hot path (perf of the receiver: Builtins_NumberToString 1.7%).
+
+/** `f` > 0: the fixed size it missed; `f` < 0: minus the size limit it passed. */
+function attrError(id: number, ntaLen: number, rem: number, maxId: number, f: number): WireError {
+  if (ntaLen > rem) return decodeError('attr-len', `attribute ${id} runs past the message (${ntaLen} > ${rem})`, { id, ntaLen });
+  if (ntaLen < NTA_HDRLEN) return decodeError('attr-len', `attribute ${id} shorter than its header`, { id, ntaLen });
+  if (id >= maxId) return decodeError('attr-id', `unknown attribute id ${id}`, { id });
+  if (f > 0) return decodeError('fixed-size', `attribute ${id} has nta_len ${ntaLen}, expected ${f}`, { id, ntaLen });
+  return decodeError('max-size', `attribute ${id} has nta_len ${ntaLen}, limit ${-f}`, { id, ntaLen });
+}
+
+function messageError(off: number, len: number, msgLen: number): WireError {
+  if (msgLen < 0) return decodeError('truncated', `message region [${off}, ${off + len}) does not hold a header`, { off, len });
+  return decodeError('bad-size', `message len ${msgLen} outside [8, ${len}]`, { msgLen, len });
 }
 
 /**
@@ -335,11 +353,9 @@ export function checkAttr(buf: Buffer, p: number, rem: number, maxId: number,
  * conntrackd uses it).
  */
 export function checkMessage(buf: Buffer, off: number, len: number): number {
-  if (off < 0 || len < 8 || off + len > buf.length) {
-    throw decodeError('truncated', `message region [${off}, ${off + len}) does not hold a header`, { off, len });
-  }
+  if (off < 0 || len < 8 || off + len > buf.length) throw messageError(off, len, -1);
   const msgLen = (buf[off + 2]! << 8) | buf[off + 3]!;
-  if (msgLen < 8 || msgLen > len) throw decodeError('bad-size', `message len ${msgLen} outside [8, ${len}]`, { msgLen, len });
+  if (msgLen < 8 || msgLen > len) throw messageError(off, len, msgLen);
   return msgLen;
 }
 
