@@ -242,6 +242,27 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
   }
 }
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** The receiver alone: a fresh one fed the sender's recorded datagrams (its answers go nowhere); CPU µs per entry. */
+async function receiverAlone(dir: string, name: string, sent: Buffer[]): Promise<number> {
+  const b = await node(dir, name, '192.0.2.2', '192.0.2.1', false);
+  try {
+    gc();
+    const c0 = cpuUs();
+    for (let i = 0; i < sent.length; i++) {
+      b.ch.deliver(sent[i]!);
+      if ((i & 7) === 7) await turn();
+    }
+    await waitFor(() => b.d.external.ctSize >= N, 'lone receiver has every entry');
+    return (cpuUs() - c0) / N;
+  } finally {
+    await b.d.stop();
+  }
+}
+
+const row = (label: string, xs: number[]): string => `  ${label.padEnd(34)} min ${Math.min(...xs).toFixed(2)}  median ${median(xs).toFixed(2)}`;
+
 /**
  * Bulk resync in process: the burst replicated once (both daemons warm), then
  * per round the receiver flushes its external cache and asks for a resync,
@@ -270,16 +291,7 @@ async function resyncs(dir: string, batches: Buffer[]): Promise<{ both: number[]
       both.push((cpuUs() - c0) / N);
       const sent = a.ch.record;
       a.ch.record = null;
-      const b2 = await node(dir, `rc${r}`, '192.0.2.2', '192.0.2.1', false);
-      gc();
-      const c1 = cpuUs();
-      for (let i = 0; i < sent.length; i++) {
-        b2.ch.deliver(sent[i]!);
-        if ((i & 7) === 7) await turn();
-      }
-      await waitFor(() => b2.d.external.ctSize >= N, 'lone receiver has every entry');
-      recv.push((cpuUs() - c1) / N);
-      await b2.d.stop();
+      recv.push(await receiverAlone(dir, `rc${r}`, sent));
     }
   } finally {
     await a.d.stop();
@@ -287,8 +299,6 @@ async function resyncs(dir: string, batches: Buffer[]): Promise<{ both: number[]
   }
   return { both, recv };
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   sh('ip', ['netns', 'add', ns]);
@@ -325,28 +335,16 @@ async function main(): Promise<void> {
       a.ch.record = null;
       await a.d.stop();
       await b.d.stop();
-      // The receiver alone, on the same datagrams (its answers go nowhere).
-      const b2 = await node(dir, `c${r}`, '192.0.2.2', '192.0.2.1', false);
-      gc();
-      const c1 = cpuUs();
-      for (let i = 0; i < sent.length; i++) {
-        b2.ch.deliver(sent[i]!);
-        if ((i & 7) === 7) await turn();
-      }
-      await waitFor(() => b2.d.external.ctSize >= N, 'lone receiver has every entry');
-      recvOnly.push((cpuUs() - c1) / N);
-      await b2.d.stop();
+      recvOnly.push(await receiverAlone(dir, `c${r}`, sent));
     }
     if (ROUNDS > 0) {
       const send = both.map((x, i) => x - recvOnly[i]!);
-      const row = (label: string, xs: number[]): string => `  ${label.padEnd(34)} min ${Math.min(...xs).toFixed(2)}  median ${median(xs).toFixed(2)}`;
       console.log(row('sender + receiver', both));
       console.log(row('of which the receiver (alone)', recvOnly));
       console.log(row('the sender (difference)', send));
     }
     if (RESYNCS > 0) {
       const { both: rb, recv: rr } = await resyncs(dir, batches);
-      const row = (label: string, xs: number[]): string => `  ${label.padEnd(34)} min ${Math.min(...xs).toFixed(2)}  median ${median(xs).toFixed(2)}`;
       console.log(`bulk resync of ${N} entries, ${RESYNCS} rounds (CPU µs per entry)`);
       console.log(row('sender + receiver', rb));
       console.log(row('of which the receiver (alone)', rr));
