@@ -8,7 +8,7 @@
 // IPv4 only: an IPv6 link keeps Node's sockets (address text and scopes).
 import { ChannelError } from '../errors.js';
 import type { NativeHandle, NativeReadCallback } from '../netlink/native.js';
-import { rdU32BE, rdU32LE, wrU16BE, wrU16LE } from '../util/bytes.js';
+import { rdU16BE, rdU32BE, rdU32LE, wrU16BE, wrU16LE } from '../util/bytes.js';
 
 /** The addon functions this module needs (checked at open: an older addon lacks them). */
 export interface NativeUdpBinding {
@@ -118,7 +118,7 @@ export class NativeUdpReceiver {
   };
 
   private deliver(buf: Buffer, rec: number, start: number, n: number): void {
-    const port = (buf[rec + 4]! << 8) | buf[rec + 5]!;
+    const port = rdU16BE(buf, rec + 4);
     const addr = rdU32BE(buf, rec + 8);
     if (addr !== this.lastAddr || port !== this.lastPort) {
       this.lastAddr = addr;

@@ -20,7 +20,7 @@ import {
   CTA, CTA_COUNTERS, CTA_HELP, CTA_IP, CTA_NAT, CTA_PROTO, CTA_PROTOINFO, CTA_PROTOINFO_DCCP,
   CTA_PROTOINFO_SCTP, CTA_PROTOINFO_TCP, CTA_PROTONAT, CTA_SEQADJ, CTA_SYNPROXY, CTA_TUPLE,
 } from './ct-attrs.js';
-import { rdU16BE, rdU32BE } from '../util/bytes.js';
+import { rdU16BE, rdU16LE, rdU32BE } from '../util/bytes.js';
 
 /**
  * What a message is for; decides which attributes are sent (pitfall 5):
@@ -74,15 +74,12 @@ export function short(what: string, need: number, have: number, offset: number):
 // index the buffer directly instead of paying for Buffer.read*'s checks.
 
 function attrLen(buf: Buffer, off: number): number {
-  return buf[off]! | (buf[off + 1]! << 8);
+  return rdU16LE(buf, off);
 }
 
 export function attrType(buf: Buffer, off: number): number {
-  return (buf[off + 2]! | (buf[off + 3]! << 8)) & NLA_TYPE_MASK;
+  return rdU16LE(buf, off + 2) & NLA_TYPE_MASK;
 }
-
-/** Big-endian payload integers (netlink attributes carry network byte order). */
-export { rdU16BE as u16, rdU32BE as u32 };
 
 /** Validates the attribute header at `off` and returns its total length. */
 export function checkedLen(buf: Buffer, off: number, end: number, where: string): number {

@@ -6,7 +6,8 @@
 import type { Expectation, ExpectationNat, Tuple } from '../model/conntrack.js';
 import type { NlWriter } from './nlattr.js';
 import { CTA_EXPECT, CTA_EXPECT_NAT } from './ct-attrs.js';
-import { attrType, checkedLen, cstr, fail, readTuple, short, u16, u32, writeTupleAttrs, type CtWriteMode } from './ct-codec.js';
+import { attrType, checkedLen, cstr, fail, readTuple, short, writeTupleAttrs, type CtWriteMode } from './ct-codec.js';
+import { rdU16BE, rdU32BE } from '../util/bytes.js';
 
 /**
  * Which attributes a request carries:
@@ -54,7 +55,7 @@ function readExpNat(buf: Buffer, start: number, end: number): ExpectationNat {
     switch (attrType(buf, off)) {
       case CTA_EXPECT_NAT.DIR:
         if (pl < 4) short('CTA_EXPECT_NAT_DIR', 4, pl, off);
-        dir = u32(buf, p);
+        dir = rdU32BE(buf, p);
         break;
       case CTA_EXPECT_NAT.TUPLE:
         tuple = readTuple(buf, p, off + len);
@@ -103,23 +104,23 @@ export function readExpectation(buf: Buffer, start: number, end: number): Expect
         break;
       case CTA_EXPECT.TIMEOUT:
         if (pl < 4) short('CTA_EXPECT_TIMEOUT', 4, pl, off);
-        timeout = u32(buf, p);
+        timeout = rdU32BE(buf, p);
         break;
       case CTA_EXPECT.ID:
         if (pl < 4) short('CTA_EXPECT_ID', 4, pl, off);
-        id = u32(buf, p);
+        id = rdU32BE(buf, p);
         break;
       case CTA_EXPECT.ZONE:
         if (pl < 2) short('CTA_EXPECT_ZONE', 2, pl, off);
-        zone = u16(buf, p);
+        zone = rdU16BE(buf, p);
         break;
       case CTA_EXPECT.FLAGS:
         if (pl < 4) short('CTA_EXPECT_FLAGS', 4, pl, off);
-        flags = u32(buf, p);
+        flags = rdU32BE(buf, p);
         break;
       case CTA_EXPECT.CLASS:
         if (pl < 4) short('CTA_EXPECT_CLASS', 4, pl, off);
-        klass = u32(buf, p);
+        klass = rdU32BE(buf, p);
         break;
       case CTA_EXPECT.HELP_NAME:
         helper = cstr(buf, p, off + len);

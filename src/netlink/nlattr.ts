@@ -1,7 +1,7 @@
-import { rdU16BE, rdU16LE, rdU32BE, wrU16BE, wrU16LE, wrU32BE } from '../util/bytes.js';
 // Netlink attribute (nlattr) writing and reading over one reusable buffer.
 // nlattr headers are host-endian (little-endian on every platform we run on);
 // ctnetlink payload integers are big-endian (spec netlink.md, pitfall 9).
+import { rdU16BE, rdU16LE, rdU32BE, wrU16BE, wrU16LE, wrU32BE } from '../util/bytes.js';
 
 export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;

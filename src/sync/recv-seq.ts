@@ -1,6 +1,7 @@
 // Receive-side sequence tracking (conntrackd network.c nethdr_track_seq),
 // plus a guard against a stalled baseline (ctsync's improvement).
 import { seqAfter } from '../wire/header.js';
+import { rdI32BE } from '../util/bytes.js';
 
 export const SEQ = {
   UNSET: 0,
@@ -126,7 +127,7 @@ export function messageHash(buf: Buffer, off: number, len: number): number {
   const end = off + Math.min(len, 64, buf.length - off);
   let i = off;
   for (; i + 4 <= end; i += 4) {
-    const w = (buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!;
+    const w = rdI32BE(buf, i);
     h = Math.imul(h ^ w, 0x01000193);
     h ^= h >>> 15;
   }

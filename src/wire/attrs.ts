@@ -5,6 +5,7 @@
 // compares against.
 import { WireError } from '../errors.js';
 import { writeIpv4, writeIpv6 } from '../netlink/nlattr.js';
+import { rdU16BE } from '../util/bytes.js';
 
 /** TLV header: nta_len (u16 BE) + nta_attr (u16 BE). */
 export const NTA_HDRLEN = 4;
@@ -317,8 +318,8 @@ export function decodeError(reason: string, message: string, context: Record<str
  */
 export function checkAttr(buf: Buffer, p: number, rem: number, maxId: number,
   fixed: readonly number[], maxLen: readonly number[]): number {
-  const ntaLen = (buf[p]! << 8) | buf[p + 1]!;
-  const id = (buf[p + 2]! << 8) | buf[p + 3]!;
+  const ntaLen = rdU16BE(buf, p);
+  const id = rdU16BE(buf, p + 2);
   if (ntaLen > rem || ntaLen < NTA_HDRLEN || id >= maxId) throw attrError(id, ntaLen, rem, maxId, 0);
   const f = fixed[id]!;
   if (f !== 0 && ntaLen !== f) throw attrError(id, ntaLen, rem, maxId, f);
@@ -354,7 +355,7 @@ function messageError(off: number, len: number, msgLen: number): WireError {
  */
 export function checkMessage(buf: Buffer, off: number, len: number): number {
   if (off < 0 || len < 8 || off + len > buf.length) throw messageError(off, len, -1);
-  const msgLen = (buf[off + 2]! << 8) | buf[off + 3]!;
+  const msgLen = rdU16BE(buf, off + 2);
   if (msgLen < 8 || msgLen > len) throw messageError(off, len, msgLen);
   return msgLen;
 }
