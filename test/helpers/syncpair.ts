@@ -2,7 +2,7 @@
 // (Debian's conntrackd 1.4.7 or ctsync) with its own config, lock file and
 // control socket in a private directory. Used by the interop and failover
 // tests and by bench/.
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -152,11 +152,20 @@ export class SyncNode {
   async stop(): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const keep = process.env.CTSYNC_DAEMON_OUTPUT;
+    // With CTSYNC_DAEMON_OUTPUT, wait for 'close' (stdout and stderr read to the end), bounded.
+    const closed = keep ? new Promise<void>((res) => { p.once('close', () => res()); setTimeout(res, 2000).unref(); }) : null;
     await new Promise<void>((res) => {
       const t = setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } res(); }, 5000);
       p.once('exit', () => { clearTimeout(t); res(); });
       p.kill('SIGTERM');
     });
+    if (keep && closed) {
+      // Profiling aid: V8's --trace-opt / --trace-deopt (in CTSYNC_NODE_ARGS) print to the daemon's stdout.
+      await closed;
+      mkdirSync(keep, { recursive: true });
+      writeFileSync(join(keep, `${this.kind}-${p.pid}.txt`), this.output);
+    }
   }
 
   removeDir(): void {
