@@ -418,9 +418,12 @@ function sinceMs(since: number): number {
   return Math.floor(since);
 }
 
-/** Copies every field set in `src` onto `dst` (identity fields included: they are equal). Nested protoinfo is merged field by field. */
+/**
+ * Copies every field set in `src` onto `dst` (identity fields included: they are equal). Nested protoinfo is merged field by field.
+ * The internal cache compacts `src` first (CT_OPS.compact), so a plain reply never arrives here from it.
+ */
 export function mergeConntrack(dst: Conntrack, src: Conntrack): void {
-  if (src.reply !== undefined) dst.reply = keptReply(src);
+  if (src.reply !== undefined) dst.reply = src.reply;
   if (src.status !== undefined) dst.status = src.status;
   if (src.timeout !== undefined) dst.timeout = src.timeout;
   if (src.mark !== undefined) dst.mark = src.mark;
