@@ -15,6 +15,8 @@
 //    of that round replayed into a fresh receiver.
 // 3. Lone events after the burst, --gap ms apart: the daemon's own share of
 //    a single flow's latency, and what waking from idle adds to it.
+// 4. With --resync R: R bulk resyncs of the burst (the receiver flushes and
+//    asks), both daemons' CPU per entry and the receiver's share alone.
 //
 //   npm run build && node --expose-gc dist/bench/events.js [--n 100000] [--rounds 5] [--singles 300] [--gap 5] [--resync 5]
 //   (CTSYNC_PROF=1 node --cpu-prof --expose-gc dist/bench/events.js --rounds 2   for a profile)
@@ -28,8 +30,8 @@ import { join } from 'node:path';
 import { parseConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { DEFAULT_WARMUP_FLOWS, NullTable, warmUp } from '../src/daemon/warmup.js';
-import type { KernelEventHandler, KernelEventSource } from '../src/daemon/ports.js';
-import type { Channel, ChannelStats, LinkStatus } from '../src/channel/types.js';
+import { NetlinkEvents } from '../src/daemon/kernel.js';
+import { MemLink } from '../src/channel/mem.js';
 import { silentLogger } from '../src/log/logger.js';
 import { CtClient } from '../src/netlink/client.js';
 import { CtEventListener } from '../src/netlink/events.js';
@@ -91,74 +93,6 @@ async function capture(): Promise<Buffer[]> {
   return batches;
 }
 
-/** The sender's kernel side: the real decoder (CtEventListener.onData), fed recorded batches. */
-class ReplayEvents implements KernelEventSource {
-  private handler: KernelEventHandler | null = null;
-  readonly listener: CtEventListener;
-  constructor() {
-    this.listener = new CtEventListener({
-      netns: nsPath,
-      dropPlainReply: true, // as the daemon's (src/daemon/kernel.ts)
-      handler: {
-        onEvent: (kind, ct, portid) => this.handler?.onConntrack(kind, ct, portid),
-        onBatchStart: () => this.handler?.onBatchStart?.(),
-        onBatchEnd: () => this.handler?.onBatchEnd?.(),
-      },
-    });
-  }
-  start(h: KernelEventHandler): void { this.handler = h; }
-  stop(): void { this.handler = null; this.listener.close(); }
-  stats() { return { events: 0, overruns: 0, decodeErrors: 0, bufferSize: 0 }; }
-}
-
-/** An in-memory sync link: delivery on a later event-loop turn, as a socket's. No copies kept. */
-class MemChannel implements Channel {
-  readonly kind = 'UDP' as const;
-  readonly ifname = 'fake0';
-  readonly maxDatagram = 1471;
-  readonly address: string;
-  peer: MemChannel | null = null;
-  /** Datagrams this end sent, when recording (copies). */
-  record: Buffer[] | null = null;
-  /** performance.now() of the last send(). */
-  lastSendAt = 0;
-  private cb: ((d: Buffer, from: { address: string; port: number }) => void) | null = null;
-  private inbox: Buffer[] = [];
-  private scheduled = false;
-  private readonly counters: ChannelStats = { bytesSent: 0, bytesRecv: 0, packetsSent: 0, packetsRecv: 0, errorsSent: 0, errorsRecv: 0 };
-  constructor(address: string) { this.address = address; }
-  async open(): Promise<void> {}
-  async close(): Promise<void> {}
-  send(d: Buffer): void {
-    this.lastSendAt = performance.now();
-    this.counters.packetsSent++;
-    // The engine reuses its datagram buffer once send() returns, as a socket may.
-    const copy = Buffer.from(d);
-    this.record?.push(copy);
-    this.peer?.post(copy);
-  }
-  post(d: Buffer): void {
-    this.inbox.push(d);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drain);
-    }
-  }
-  private readonly drain = (): void => {
-    this.scheduled = false;
-    const q = this.inbox;
-    this.inbox = [];
-    for (const d of q) this.deliver(d);
-  };
-  deliver(d: Buffer): void {
-    this.counters.packetsRecv++;
-    this.cb?.(d, { address: this.peer?.address ?? '192.0.2.9', port: 3780 });
-  }
-  onMessage(cb: (d: Buffer, from: { address: string; port: number }) => void): void { this.cb = cb; }
-  stats(): ChannelStats { return { ...this.counters }; }
-  status(): LinkStatus { return 'RUNNING'; }
-}
-
 function config(dir: string, name: string, self: string, peer: string): string {
   return `Sync {
   Mode FTFW { }
@@ -174,12 +108,13 @@ General {
 `;
 }
 
-interface Node { d: Daemon; ch: MemChannel; events?: ReplayEvents }
+/** A daemon on an in-memory link; the sender's kernel side is the daemon's own event source, fed recorded reads. */
+interface Node { d: Daemon; ch: MemLink; events?: NetlinkEvents }
 
 async function node(dir: string, name: string, self: string, peer: string, withEvents: boolean): Promise<Node> {
   const { config: cfg } = parseConfig(config(dir, name, self, peer), `${name}.conf`);
-  const ch = new MemChannel(self);
-  const events = withEvents ? new ReplayEvents() : undefined;
+  const ch = new MemLink(self, { ifname: 'fake0' });
+  const events = withEvents ? new NetlinkEvents({ subscribe: false }) : undefined;
   const d = new Daemon(cfg, { log: silentLogger, table: new NullTable(), ...(events ? { events } : {}), channel: ch });
   await d.start();
   return { d, ch, ...(events ? { events } : {}) };
@@ -220,7 +155,7 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
   try {
     // Warm: the burst first, as the sync bench's latency row does.
     for (const buf of batches) {
-      a.events!.listener.onData(buf, 0);
+      a.events!.feed(buf);
       await turn();
     }
     await waitFor(() => b.d.external.ctSize >= N, 'warm-up replicated');
@@ -229,7 +164,7 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
     for (let i = 0; i < SINGLES; i++) {
       const m = lone[i]!;
       const t0 = performance.now();
-      a.events!.listener.onData(m, 0);
+      a.events!.feed(m);
       for (let k = 0; k < 100 && a.ch.lastSendAt < t0; k++) await turn();
       us.push((a.ch.lastSendAt - t0) * 1000);
       if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
@@ -277,7 +212,7 @@ async function resyncs(dir: string, batches: Buffer[]): Promise<{ both: number[]
   const recv: number[] = [];
   try {
     for (const buf of batches) {
-      a.events!.listener.onData(buf, 0);
+      a.events!.feed(buf);
       await turn();
     }
     await waitFor(() => b.d.external.ctSize >= N, 'burst replicated');
@@ -326,7 +261,7 @@ async function main(): Promise<void> {
       gc();
       const c0 = cpuUs();
       for (const buf of batches) {
-        a.events!.listener.onData(buf, 0);
+        a.events!.feed(buf);
         await turn();
       }
       await waitFor(() => b.d.external.ctSize >= N, 'receiver has every entry');

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Channel, ChannelStats, LinkStatus } from '../channel/types.js';
+import { MemLink } from '../channel/mem.js';
 import type { CtsyncConfig } from '../config/schema.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { AF_INET, IPPROTO, IPS, type Conntrack, type Expectation } from '../model/conntrack.js';
@@ -108,55 +108,6 @@ export class NullTable implements ConntrackTable {
   createExpectations(e: Expectation[]): Promise<WriteResult> { return this.done(e.length); }
   removeExpectations(e: Expectation[]): Promise<WriteResult> { return this.done(e.length); }
   close(): void {}
-}
-
-/** One end of an in-memory sync link; delivery on a later event-loop turn, as a socket's. */
-class MemLink implements Channel {
-  readonly kind = 'UDP' as const;
-  readonly ifname = 'warmup';
-  readonly maxDatagram: number;
-  peer: MemLink | null = null;
-  private cb: ((d: Buffer, from: { address: string; port: number }) => void) | null = null;
-  private inbox: Buffer[] = [];
-  private scheduled = false;
-  private readonly from: { address: string; port: number };
-  private readonly counters: ChannelStats = { bytesSent: 0, bytesRecv: 0, packetsSent: 0, packetsRecv: 0, errorsSent: 0, errorsRecv: 0 };
-
-  constructor(address: string, maxDatagram: number) {
-    this.from = { address, port: 3780 };
-    this.maxDatagram = maxDatagram;
-  }
-
-  async open(): Promise<void> {}
-  async close(): Promise<void> {
-    this.cb = null;
-    this.inbox = [];
-  }
-
-  send(d: Buffer): void {
-    this.counters.packetsSent++;
-    // The engine reuses its datagram buffer once send() returns.
-    this.peer?.post(Buffer.from(d), this.from);
-  }
-
-  private post(d: Buffer, from: { address: string; port: number }): void {
-    this.inbox.push(d);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      const q = this.inbox;
-      this.inbox = [];
-      for (const x of q) {
-        this.counters.packetsRecv++;
-        this.cb?.(x, from);
-      }
-    });
-  }
-
-  onMessage(cb: (d: Buffer, from: { address: string; port: number }) => void): void { this.cb = cb; }
-  stats(): ChannelStats { return { ...this.counters }; }
-  status(): LinkStatus { return 'RUNNING'; }
 }
 
 /**
@@ -272,8 +223,8 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
   const c0 = process.cpuUsage();
   const dir = mkdtempSync(join(tmpdir(), 'ctsync-warmup-'));
   const maxDatagram = 1471;
-  const linkA = new MemLink('198.18.255.1', maxDatagram);
-  const linkB = new MemLink('198.18.255.2', maxDatagram);
+  const linkA = new MemLink('198.18.255.1', { maxDatagram, ifname: 'warmup' });
+  const linkB = new MemLink('198.18.255.2', { maxDatagram, ifname: 'warmup' });
   linkA.peer = linkB;
   linkB.peer = linkA;
   // Each node is sender and receiver at once. Code that met one instance only
