@@ -9,6 +9,7 @@ import { AF_INET, AF_INET6, IPPROTO, IPS, type Conntrack, type Synproxy, type Tc
 import { CTA, CTA_IP, CTA_PROTO, CTA_PROTOINFO, CTA_PROTOINFO_TCP, CTA_SYNPROXY, CTA_TUPLE } from './ct-attrs.js';
 import { DEFAULT_CREATE_TIMEOUT, STATUS_KERNEL_OWNED, writeConntrackAttrs } from './ct-codec.js';
 import { NLA_F_NESTED, ipv4Value, writeIpv6, type NlWriter } from './nlattr.js';
+import { wrU16BE, wrU16LE, wrU32BE } from '../util/bytes.js';
 
 /** Upper bound of one plain create's attributes (IPv6, every TCP field, synproxy). */
 const FAST_MAX_BYTES = 2 * (4 + 4 + 2 * 20 + 28) + 3 * 8 + 4 + 4 + 4 * 8 + 2 * 8 + 4 + 3 * 8;
@@ -31,10 +32,8 @@ export function isPlainCreate(ct: Conntrack): boolean {
 }
 
 function attr(b: Buffer, p: number, len: number, type: number): void {
-  b[p] = len & 0xff;
-  b[p + 1] = len >>> 8;
-  b[p + 2] = type & 0xff;
-  b[p + 3] = type >>> 8;
+  wrU16LE(b, p, len);
+  wrU16LE(b, p + 2, type);
 }
 
 function u8(b: Buffer, p: number, type: number, v: number): number {
@@ -48,8 +47,7 @@ function u8(b: Buffer, p: number, type: number, v: number): number {
 
 function u16be(b: Buffer, p: number, type: number, v: number): number {
   attr(b, p, 6, type);
-  b[p + 4] = (v >>> 8) & 0xff;
-  b[p + 5] = v & 0xff;
+  wrU16BE(b, p + 4, v);
   b[p + 6] = 0;
   b[p + 7] = 0;
   return p + 8;
@@ -57,10 +55,7 @@ function u16be(b: Buffer, p: number, type: number, v: number): number {
 
 function u32be(b: Buffer, p: number, type: number, v: number): number {
   attr(b, p, 8, type);
-  b[p + 4] = v >>> 24;
-  b[p + 5] = (v >>> 16) & 0xff;
-  b[p + 6] = (v >>> 8) & 0xff;
-  b[p + 7] = v & 0xff;
+  wrU32BE(b, p + 4, v);
   return p + 8;
 }
 

@@ -195,10 +195,7 @@ export function ipv4Value(addr: string): number {
 export function writeIpv4(buf: Buffer, off: number, addr: string): void {
   const c = cachedIpv4(addr);
   if (c >= 0) {
-    buf[off] = c >>> 24;
-    buf[off + 1] = c >>> 16;
-    buf[off + 2] = c >>> 8;
-    buf[off + 3] = c;
+    wrU32BE(buf, off, c);
     return;
   }
   parseIpv4Into(buf, off, addr);

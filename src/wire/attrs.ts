@@ -5,7 +5,7 @@
 // compares against.
 import { WireError } from '../errors.js';
 import { writeIpv4, writeIpv6 } from '../netlink/nlattr.js';
-import { rdU16BE } from '../util/bytes.js';
+import { rdU16BE, wrU16BE, wrU16LE, wrU32BE } from '../util/bytes.js';
 
 /** TLV header: nta_len (u16 BE) + nta_attr (u16 BE). */
 export const NTA_HDRLEN = 4;
@@ -179,10 +179,8 @@ function room(p: number, total: number, limit: number): void {
 }
 
 function tlvHeader(buf: Buffer, p: number, id: number, ntaLen: number): void {
-  buf[p] = ntaLen >>> 8;
-  buf[p + 1] = ntaLen & 0xff;
-  buf[p + 2] = id >>> 8;
-  buf[p + 3] = id & 0xff;
+  wrU16BE(buf, p, ntaLen);
+  wrU16BE(buf, p + 2, id);
 }
 
 // The integer stores below index the buffer directly (room() has checked the
@@ -209,8 +207,7 @@ export function putU16BE(buf: Buffer, p: number, id: number, v: number, limit: n
   room(p, 8, limit);
   if (v > 0xffff || v < 0) throw outOfRange(v, 0xffff);
   tlvHeader(buf, p, id, 6);
-  buf[p + 4] = v >>> 8;
-  buf[p + 5] = v;
+  wrU16BE(buf, p + 4, v);
   buf[p + 6] = 0;
   buf[p + 7] = 0;
   return p + 8;
@@ -221,8 +218,7 @@ export function putU16LE(buf: Buffer, p: number, id: number, v: number, limit: n
   room(p, 8, limit);
   if (v > 0xffff || v < 0) throw outOfRange(v, 0xffff);
   tlvHeader(buf, p, id, 6);
-  buf[p + 4] = v;
-  buf[p + 5] = v >>> 8;
+  wrU16LE(buf, p + 4, v);
   buf[p + 6] = 0;
   buf[p + 7] = 0;
   return p + 8;
@@ -231,10 +227,7 @@ export function putU16LE(buf: Buffer, p: number, id: number, v: number, limit: n
 /** A u32 BE payload word at buf[p], no header (bounds already checked by the caller). */
 export function u32be(buf: Buffer, p: number, v: number): void {
   if (v > 0xffffffff || v < 0) throw outOfRange(v, 0xffffffff);
-  buf[p] = v >>> 24;
-  buf[p + 1] = v >>> 16;
-  buf[p + 2] = v >>> 8;
-  buf[p + 3] = v;
+  wrU32BE(buf, p, v);
 }
 
 export function putU32BE(buf: Buffer, p: number, id: number, v: number, limit: number): number {
