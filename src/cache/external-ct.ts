@@ -26,6 +26,7 @@ import { conntrackIdentityEquals, ctZone, hashConntrack, hashV4Identity, l4Word 
 import { mergeConntrack } from './internal.js';
 import { DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, emptyStats, pow2AtLeast, type NoSpaceHandler } from './table.js';
 import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
+import { settleFields } from '../util/shape.js';
 
 const NIL = -1;
 /** Fields that belong to the orig tuple: mergeConntrack never changes it. */
@@ -109,6 +110,10 @@ export class ExternalCtTable {
     this.buckets = new Int32Array(this.initialBuckets).fill(NIL);
     this.mask = this.initialBuckets - 1;
     this.resize(this.initialSlots);
+    // The first flush or removal changes these while the receive path is hot;
+    // addresses from 64.0.0.0 up are not small integers: see settleFields.
+    settleFields(this, { mutable: ['objs', 'freeHead', 'head', 'tail', 'used', 'cap', 'count', 'buckets', 'mask'] });
+    settleFields(this.key, { double: ['src', 'dst'] });
   }
 
   get size(): number {

@@ -21,6 +21,7 @@
 // is counted as noSpace and reported through `onNoSpace`, never dropped quietly.
 import { OBJ_STATE, type CacheObject, type CacheStats, type ObjState } from './types.js';
 import type { IdentityOps } from './hash.js';
+import { settleCounters, settleSample } from '../util/shape.js';
 
 /** conntrackd defaults (General { HashSize, HashLimit }). */
 export const DEFAULT_HASH_SIZE = 65536;
@@ -37,6 +38,9 @@ export function emptyStats(): CacheStats {
     deleteOk: 0, deleteFailed: 0, deleteNotFound: 0,
   };
 }
+// Some counters first move long after the start (the first flush, the first
+// failure): see settleFields.
+settleCounters(emptyStats());
 
 /**
  * A CacheObject as the tables store it. The extra fields are the table's own
@@ -84,6 +88,12 @@ function newEntry<T>(kind: 'ct' | 'exp', value: T, hash: number, now: number): C
     hash: hash | 0, hnext: null, lprev: null, lnext: null, linked: false, epoch: 0, cachePin: false,
   };
 }
+
+// An entry's state first changes at the first DESTROY, its links at the first
+// collision or removal, often in the middle of a burst: see settleFields.
+settleSample(newEntry('ct', null, 0, 0), {
+  mutable: ['value', 'state', 'firstSeen', 'lastUpdate', 'sync', 'pins', 'hnext', 'lprev', 'lnext', 'linked', 'epoch', 'cachePin'],
+});
 
 /** True for an object a CacheTable made (the sync layer hands objects back as CacheObjects). */
 export function isCacheEntry<T>(o: CacheObject<T>): o is CacheEntry<T> {

@@ -9,6 +9,7 @@
 import { ChannelError } from '../errors.js';
 import type { NativeHandle, NativeReadCallback } from '../netlink/native.js';
 import { rdU16BE, rdU32BE, rdU32LE, wrU16BE, wrU16LE } from '../util/bytes.js';
+import { settleFields } from '../util/shape.js';
 
 /** The addon functions this module needs (checked at open: an older addon lacks them). */
 export interface NativeUdpBinding {
@@ -71,6 +72,8 @@ export class NativeUdpReceiver {
   constructor(private readonly b: NativeUdpBinding, private readonly sink: DatagramSink,
     private readonly onError: (errno: number) => void) {
     this.h = b.udpOpen(4);
+    // An IPv4 address as a u32 (from 64.0.0.0 up, not a small integer): see settleFields.
+    settleFields(this, { double: ['lastAddr'] });
   }
 
   /** setsockopt on the receive socket (SO_REUSEADDR, SO_BINDTODEVICE, SO_RCVBUFFORCE). */

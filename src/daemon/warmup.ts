@@ -40,7 +40,12 @@ export interface WarmupOptions {
   /** Flows each scratch node sees (each gets a NEW, an UPDATE and a DESTROY). */
   flows?: number;
   log?: Logger;
+  /** Called as each phase begins (test/system/v8-field-shapes.test.ts marks V8's trace with it). */
+  onPhase?: (phase: WarmupPhase) => void;
 }
+
+/** The warm-up's phases, in order. */
+export type WarmupPhase = 'new' | 'resync' | 'commit' | 'update' | 'destroy';
 
 export interface WarmupReport {
   flows: number;
@@ -219,6 +224,7 @@ async function until(cond: () => boolean, progress: () => number, deadline: numb
 export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Promise<WarmupReport> {
   const flows = opts.flows ?? DEFAULT_WARMUP_FLOWS;
   const log = opts.log ?? silentLogger;
+  const phase = opts.onPhase ?? ((): void => {});
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const dir = mkdtempSync(join(tmpdir(), 'ctsync-warmup-'));
@@ -259,17 +265,22 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
         await turn();
       }
     };
+    phase('new');
     await feed(warmupReads(flows, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3));
     await both(hasPeers);
     received = Math.min(a.d.external.ctSize, b.d.external.ctSize);
     // A peer's resync request: the bulk path sends the whole cache again.
+    phase('resync');
     for (const n of nodes) {
       n.d.flushExternal();
       n.d.sync.requestResync();
     }
     await both(hasPeers);
+    phase('commit');
     for (const n of nodes) committed += (await n.d.commit()).committed;
+    phase('update');
     await feed(warmupReads(flows, CT_NEW, 0, 4));
+    phase('destroy');
     await feed(warmupReads(flows, CT_DELETE, 0, 4));
     // Done when the peers have applied every CT_DEL. The acknowledgements of all but the last
     // window's have released their DEAD entries by then; the last waits for the ALIVE timer (1 s).

@@ -10,6 +10,7 @@ import { CTA, CTA_IP, CTA_PROTO, CTA_PROTOINFO, CTA_PROTOINFO_TCP, CTA_SYNPROXY,
 import { DEFAULT_CREATE_TIMEOUT, STATUS_KERNEL_OWNED, writeConntrackAttrs } from './ct-codec.js';
 import { NLA_F_NESTED, ipv4Value, writeIpv6, type NlWriter } from './nlattr.js';
 import { wrU16BE, wrU16LE, wrU32BE } from '../util/bytes.js';
+import { settleSample } from '../util/shape.js';
 
 /** Upper bound of one plain create's attributes (IPv6, every TCP field, synproxy). */
 const FAST_MAX_BYTES = 2 * (4 + 4 + 2 * 20 + 28) + 3 * 8 + 4 + 4 + 4 * 8 + 2 * 8 + 4 + 3 * 8;
@@ -168,6 +169,12 @@ export interface PlainV4Create {
 export function newPlainV4Create(): PlainV4Create {
   return { src: 0, dst: 0, proto: 0, sport: 0, dport: 0, status: 0, timeout: 0, mark: -1, tcp: undefined, synproxy: undefined };
 }
+// A scratch record rewritten per entry; u32 addresses and marks are not small
+// integers: see settleFields.
+settleSample(newPlainV4Create(), {
+  mutable: ['proto', 'sport', 'dport', 'status', 'timeout', 'tcp', 'synproxy'],
+  double: ['src', 'dst', 'mark'],
+});
 
 const v4Scratch = newPlainV4Create();
 

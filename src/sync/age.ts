@@ -7,6 +7,7 @@
 // Entries are recorded in that order and dropped lazily: one is stale once
 // its item has left the layer (owner null) or re-entered with a newer `at`.
 import type { QItem } from './queue.js';
+import { settleFields } from '../util/shape.js';
 
 export class AgeIndex {
   // A ring of (item, at) in entry order: head = oldest entry, size entries.
@@ -14,6 +15,11 @@ export class AgeIndex {
   private ats = new Float64Array(1024);
   private head = 0;
   private size = 0;
+
+  constructor() {
+    // Replaced at the first growth, in the middle of a burst: see settleFields.
+    settleFields(this, { mutable: ['items', 'ats', 'head', 'size'] });
+  }
 
   /** `it` entered the sync layer with `it.at` set; `live` = items now held (bounds the index). */
   entered(it: QItem, live: number): void {

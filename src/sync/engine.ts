@@ -15,6 +15,7 @@ import { OBJ_STATE } from '../cache/types.js';
 import { WireError } from '../errors.js';
 import { silentLogger, RateLimitedLog, type Logger } from '../log/logger.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
+import { settleFields } from '../util/shape.js';
 import { newRecvCounters, walkDatagram, type RecvCounters } from '../wire/datagram.js';
 import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeader, type NetHdr } from '../wire/header.js';
 import { msgTypeOf, type ObjectCodec } from './codec.js';
@@ -137,6 +138,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.rlog = new RateLimitedLog(this.log, 5000, () => this.clock.now());
     this.seq = new SeqCounter(this.clock);
     this.writer = new DatagramWriter(this.host.maxDatagram, (d) => this.host.send(d));
+    // bulk and batchAt first change at the first bulk send, the clock readings
+    // at the first datagram or timer: see settleFields.
+    settleFields(this, { mutable: ['bulk', 'batchAt'], double: ['rxAt', 'lastRecvAt', 'aliveDue'] });
   }
 
   start(): void {

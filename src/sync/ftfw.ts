@@ -9,6 +9,7 @@ import { SyncQueue, type SyncItem } from './queue.js';
 import { messageHash, SEQ, SeqStallGuard, type StallGuardOptions } from './recv-seq.js';
 import type { SyncMode } from './types.js';
 import { rdU32BE } from '../util/bytes.js';
+import { settleFields } from '../util/shape.js';
 
 export const DEFAULT_RESEND_QUEUE_SIZE = 131072;
 export const DEFAULT_ACK_WINDOW_SIZE = 300;
@@ -87,6 +88,13 @@ export class Ftfw extends SyncEngine implements SyncMode {
     this.sendWindow = sw <= 0 ? Infinity : Math.max(sw, 2 * this.windowSize);
     this.window = this.windowSize;
     this.guard = opts.seqRecovery === false ? null : new SeqStallGuard(opts.seqRecovery ?? {});
+    // Changed first by a full send window (a bulk send), a peer's restart or
+    // its first keep-alive, in the middle of the work: see settleFields.
+    settleFields(this, {
+      mutable: ['stallCredit', 'window', 'ackFrom', 'ackFromSet', 'helloState', 'sayHelloBack', 'peerSaysHello',
+        'helloRangeSet', 'helloFirst', 'helloLast', 'peerRestarts', 'rsOverflow', 'seqResets'],
+      double: ['fullSince', 'lastAliveAt'],
+    });
   }
 
   protected queueObject(obj: CacheObject): void {

@@ -2,6 +2,7 @@
 // plus a guard against a stalled baseline (ctsync's improvement).
 import { seqAfter } from '../wire/header.js';
 import { rdI32BE } from '../util/bytes.js';
+import { settleFields } from '../util/shape.js';
 
 export const SEQ = {
   UNSET: 0,
@@ -177,6 +178,11 @@ export class PeerSession {
   private readonly deadAddrs: string[] = new Array<string>(PeerSession.DEAD).fill('');
   private readonly deadAt = new Float64Array(PeerSession.DEAD);
   private deadN = 0;
+
+  constructor() {
+    // A fractional clock reading from the first datagram on (see settleFields).
+    settleFields(this, { double: ['seenAt'] });
+  }
 
   /** The datagram about to be processed came from `from` (undefined: unknown, no signal) at clock time `now`. */
   see(from: PeerSource | undefined, now: number): void {

@@ -16,6 +16,7 @@ import { ipv4Text } from './addr-text.js';
 import { TCP_STATE_ONLY } from './conntrack.js';
 import { HEADER_SIZE } from './header.js';
 import { rdU16BE, rdU16LE, rdU32BE, wrU32BE } from '../util/bytes.js';
+import { settleFields } from '../util/shape.js';
 
 /** Which optional fields of CtFields a message (or an entry) carries. */
 export const CTF = {
@@ -60,6 +61,13 @@ export class CtFields {
   icmpType = 0;
   icmpCode = 0;
   icmpId = 0;
+
+  constructor() {
+    // A scratch record: every field changes, some first at a later event (a NAT
+    // entry, a commit). u32 words: an address from 64.0.0.0 up, or a mark that
+    // large, is not a small integer. See settleFields.
+    settleFields(this, { mutable: Object.keys(this), double: ['src', 'dst', 'snatAddr', 'dnatAddr', 'mark'] });
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 // Splits a received sync datagram into messages with the framing checks of
 // conntrackd 1.4.7 (spec ftfw.md §1.7). A bad datagram is counted, never thrown.
 import { ACK_SIZE, HEADER_SIZE, PROTOCOL_VERSION, hasAckExtension, readHeader, type NetHdr } from './header.js';
+import { settleCounters } from '../util/shape.js';
 
 export interface RecvCounters {
   malformed: number;
@@ -15,6 +16,8 @@ export interface RecvCounters {
 export function newRecvCounters(): RecvCounters {
   return { malformed: 0, badVersion: 0, malformedHeader: 0, malformedPayload: 0, badType: 0, truncated: 0, badSize: 0 };
 }
+// The first malformed datagram must not cost the receive path its compiled code: see settleFields.
+settleCounters(newRecvCounters());
 
 /**
  * Calls visit(hdr, offset) for each well-framed message of version 1. `hdr` is
