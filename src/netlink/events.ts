@@ -15,6 +15,7 @@ import {
   SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE,
 } from './nl-constants.js';
 import { NlSocket } from './socket.js';
+import { settleDecodedShapes } from './ct-shapes.js';
 
 export interface CtEventListenerOptions {
   netns?: string;
@@ -94,6 +95,7 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
 
   constructor(opts: CtEventListenerOptions = {}) {
     super();
+    settleDecodedShapes();
     const bufferSize = opts.bufferSize ?? 8 * 1024 * 1024;
     this.maxBufferSize = Math.max(bufferSize, opts.maxBufferSize ?? bufferSize);
     this.handler = opts.handler;

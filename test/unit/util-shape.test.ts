@@ -37,3 +37,11 @@ describe('settleFields', () => {
     expect(s).toEqual({ x: 1, y: null });
   });
 });
+
+describe('settleDecodedShapes', () => {
+  it('decodes its samples through the real decoder once per process (a codec change that breaks them fails here)', async () => {
+    const { settleDecodedShapes } = await import('../../src/netlink/ct-shapes.js');
+    expect(() => settleDecodedShapes()).not.toThrow();
+    expect(() => settleDecodedShapes()).not.toThrow();
+  });
+});
