@@ -40,7 +40,7 @@ export interface WarmupOptions {
   /** Flows each scratch node sees (each gets a NEW, an UPDATE and a DESTROY). */
   flows?: number;
   log?: Logger;
-  /** Called as each phase begins (test/system/v8-field-shapes.test.ts marks V8's trace with it). */
+  /** Called as each phase begins (test/system/kernel-daemon-field-shapes.test.ts marks V8's trace with it). */
   onPhase?: (phase: WarmupPhase) => void;
 }
 
