@@ -36,7 +36,8 @@ describe('AES-256-GCM for the sealed link', () => {
         const plain = randomBytes(len);
         const d = sealed(from, key, nonce, header, plain);
         expect(d.subarray(0, AAD)).toEqual(header);
-        if (len > 0) expect(d.subarray(AAD, AAD + len)).not.toEqual(plain);
+        // Not for 1 byte: its ciphertext equals the plaintext under one key in 256 (CI met it).
+        if (len >= 15) expect(d.subarray(AAD, AAD + len)).not.toEqual(plain);
         expect(to.open(to.key(key), d, AAD, nonce)).toEqual(plain);
         // Any flipped bit: header (associated data), ciphertext, tag.
         for (const at of [0, AAD - 1, AAD, AAD + len - 1, d.length - AEAD_TAG_SIZE, d.length - 1]) {
