@@ -147,7 +147,9 @@ const quantileOf = (xs: number[], q: number): number => [...xs].sort((a, b) => a
  * setImmediate hop to the transmit round. Shows what the daemon's own code adds to a single
  * flow's latency, and (varying --gap) how much of it is the cost of waking from idle.
  */
-async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Promise<number[]> {
+interface LoneTimes { total: number[]; decode: number[]; cache: number[]; send: number[] }
+
+async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Promise<LoneTimes> {
   const a = await node(dir, 'sa', '192.0.2.1', '192.0.2.2', true);
   const b = await node(dir, 'sb', '192.0.2.2', '192.0.2.1', false);
   a.ch.peer = b.ch;
@@ -160,17 +162,32 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
     }
     await waitFor(() => b.d.external.ctSize >= N, 'warm-up replicated');
     await new Promise((r) => setTimeout(r, 1000));
-    const us: number[] = [];
+    // Where a lone event's time goes: the internal cache's entry point marks the end of
+    // decoding and filtering, its return the end of caching and queueing.
+    const cache = a.d.internal;
+    const event = cache.event.bind(cache);
+    let tIn = 0;
+    let tOut = 0;
+    cache.event = (...args: Parameters<typeof event>) => {
+      tIn = performance.now();
+      const r = event(...args);
+      tOut = performance.now();
+      return r;
+    };
+    const times: LoneTimes = { total: [], decode: [], cache: [], send: [] };
     for (let i = 0; i < SINGLES; i++) {
       const m = lone[i]!;
       const t0 = performance.now();
       a.events!.feed(m);
       for (let k = 0; k < 100 && a.ch.lastSendAt < t0; k++) await turn();
-      us.push((a.ch.lastSendAt - t0) * 1000);
+      times.total.push((a.ch.lastSendAt - t0) * 1000);
+      times.decode.push((tIn - t0) * 1000);
+      times.cache.push((tOut - tIn) * 1000);
+      times.send.push((a.ch.lastSendAt - tOut) * 1000);
       if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
       else await turn();
     }
-    return us;
+    return times;
   } finally {
     await a.d.stop();
     await b.d.stop();
@@ -286,8 +303,11 @@ async function main(): Promise<void> {
       console.log(row('the sender (difference)', rb.map((x, i) => x - rr[i]!)));
     }
     if (SINGLES > 0) {
-      const us = await singleEvents(dir, batches, lone);
+      const t = await singleEvents(dir, batches, lone);
+      const us = t.total;
       console.log(`  lone events ${GAP_MS} ms apart, decoder entry → datagram to the link (µs): p50 ${quantileOf(us, 0.5).toFixed(1)}  p99 ${quantileOf(us, 0.99).toFixed(1)}  (${us.length})`);
+      console.log(`    p50 of its parts: decode and filter ${quantileOf(t.decode, 0.5).toFixed(1)}, cache and queue ${quantileOf(t.cache, 0.5).toFixed(1)}, ` +
+        `encode and hand to the link ${quantileOf(t.send, 0.5).toFixed(1)}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
