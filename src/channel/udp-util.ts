@@ -6,7 +6,7 @@ import { isIPv6 } from 'node:net';
 import type { ChannelStats } from './types.js';
 import type { LinkConfig } from './index.js';
 import { bindToDevice, setIntOpt, socketFd, SO_NO_CHECK, SO_SNDBUFFORCE, type SockoptBinding } from './sockopt.js';
-import { settleSample } from '../util/shape.js';
+import { settleCounters } from '../util/shape.js';
 
 /** IPv4 + UDP header (what conntrackd subtracts for both families). */
 export const UDP4_OVERHEAD = 28;
@@ -52,10 +52,7 @@ export function newCounters(): ChannelCounters {
   return { bytesSent: 0, bytesRecv: 0, packetsSent: 0, packetsRecv: 0, errorsSent: 0, errorsRecv: 0, rejectedSource: 0 };
 }
 // Errors first count long after the start, byte counts pass 2^30 after a GiB: see settleFields.
-{
-  const c = newCounters();
-  settleSample(c, { mutable: Object.keys(c), double: ['bytesSent', 'bytesRecv'] });
-}
+settleCounters(newCounters(), ['bytesSent', 'bytesRecv']);
 
 export function bindSocket(s: dgram.Socket, address: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {

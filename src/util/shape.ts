@@ -60,7 +60,7 @@ export function settleSample(sample: object, use: FieldUse): void {
   samples.push(sample);
 }
 
-/** settleSample for an object of counters: every own field (`mutable`). */
-export function settleCounters(sample: object): void {
-  settleSample(sample, { mutable: Object.keys(sample) });
+/** settleSample for an object of counters: every own field (`mutable`), and those that outgrow small integers (`double`). */
+export function settleCounters(sample: object, double: readonly string[] = []): void {
+  settleSample(sample, { mutable: Object.keys(sample), double });
 }

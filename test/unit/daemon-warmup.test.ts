@@ -3,7 +3,8 @@
 // the decoder for those), and the environment switch must refuse a typo rather
 // than start cold without saying so.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_WARMUP_FLOWS, warmupFlow, warmupFlowsFromEnv, warmupReads } from '../../src/daemon/warmup.js';
+import { DEFAULT_WARMUP_FLOWS, warmupFlowsFromEnv, warmupReads } from '../../src/daemon/warmup.js';
+import { syntheticFlow } from '../../src/model/synthetic.js';
 import { CT_DELETE, CT_NEW, NLM_F_CREATE, NLM_F_EXCL } from '../../src/netlink/nl-constants.js';
 import { MessageReader } from '../../src/netlink/message.js';
 import { readConntrack } from '../../src/netlink/ct-codec.js';
@@ -22,7 +23,7 @@ describe('warm-up synthetic events', () => {
         expect(r.type).toBe(CT_NEW);
         expect(r.flags & (NLM_F_CREATE | NLM_F_EXCL)).not.toBe(0);
         const ct = readConntrack(buf, r.attrsStart(), r.msgEnd);
-        const want = warmupFlow(k);
+        const want = syntheticFlow(k);
         expect(ct.orig).toEqual(want.orig);
         expect(ct.id).toBe(want.id);
         expect(ct.reply?.src).toBe(want.orig.dst);
@@ -35,7 +36,7 @@ describe('warm-up synthetic events', () => {
   });
 
   it('cover TCP with and without synproxy, UDP, ICMP, and ids above 2^31', () => {
-    const flows = Array.from({ length: 40 }, (_, k) => warmupFlow(k));
+    const flows = Array.from({ length: 40 }, (_, k) => syntheticFlow(k));
     const protos = new Set(flows.map((f) => f.orig.proto));
     expect(protos).toEqual(new Set([IPPROTO.TCP, IPPROTO.UDP, IPPROTO.ICMP]));
     const tcp = flows.filter((f) => f.orig.proto === IPPROTO.TCP);
