@@ -5,33 +5,18 @@
 // generalization of its own, a field named phase_<name> turning from integer
 // to fraction, so that it goes through V8's buffered output in order with the
 // lines it separates (a console.log would not). Needs the build (dist/).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../dist/src/config/index.js';
 import { warmUp } from '../../dist/src/daemon/warmup.js';
 
-const flows = Number(process.argv[2] ?? 2048);
-const dir = mkdtempSync(join(tmpdir(), 'ctsync-shape-'));
-try {
-  const { config } = parseConfig(`Sync {
-  Mode FTFW { }
-  UDP { IPv4_address 192.0.2.1 IPv4_Destination_Address 192.0.2.2 Port 3780 Interface lo }
-}
-General {
-  HashSize 65536
-  HashLimit 262144
-  LockFile ${dir}/probe.lock
-  UNIX { Path ${dir}/probe.ctl }
-}
-`, 'probe.conf');
-  const mark = (phase) => {
-    const o = {};
-    o[`phase_${phase}`] = 1;
-    o[`phase_${phase}`] = 0.5;
-  };
-  const r = await warmUp(config, { flows, onPhase: mark });
-  console.log(`--- done ${JSON.stringify(r)}`);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+// argv: the configuration file (test/helpers/warmup-config.ts writes it), the number of flows.
+const [file, flowsArg] = process.argv.slice(2);
+const flows = Number(flowsArg ?? 2048);
+const { config } = parseConfig(readFileSync(file, 'utf8'), file);
+const mark = (phase) => {
+  const o = {};
+  o[`phase_${phase}`] = 1;
+  o[`phase_${phase}`] = 0.5;
+};
+const r = await warmUp(config, { flows, onPhase: mark });
+console.log(`--- done ${JSON.stringify(r)}`);

@@ -9,11 +9,12 @@
 // a third of its rate (bench/README.md, "Hidden-class fields that changed after
 // the first burst"). Needs the build (npm test makes it first).
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/syncpair.js';
+import { warmupConfigText } from '../helpers/warmup-config.js';
 
 const PROBE = join(REPO_ROOT, 'test', 'helpers', 'shape-probe.mjs');
 /** The objects whose fields the per-message paths read and write. */
@@ -30,10 +31,12 @@ function probe(flows: number): { phases: Map<string, Change[]>; all: number; don
   const dir = mkdtempSync(join(tmpdir(), 'ctsync-shapes-'));
   let out: string;
   try {
+    const conf = join(dir, 'probe.conf');
+    writeFileSync(conf, warmupConfigText(dir));
     const fd = openSync(join(dir, 'trace.txt'), 'w');
     let r;
     try {
-      r = spawnSync(process.execPath, ['--no-sparkplug', '--max-semi-space-size=1', '--trace-generalization', PROBE, String(flows)],
+      r = spawnSync(process.execPath, ['--no-sparkplug', '--max-semi-space-size=1', '--trace-generalization', PROBE, conf, String(flows)],
         { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', fd, 'pipe'] });
     } finally {
       closeSync(fd);

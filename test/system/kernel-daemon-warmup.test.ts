@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { warmUp } from '../../src/daemon/warmup.js';
+import { warmupConfigText } from '../helpers/warmup-config.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -15,18 +16,7 @@ afterEach(() => {
 });
 
 function config(dir: string, mode: 'FTFW' | 'NOTRACK', extra = '', modeExtra = ''): ReturnType<typeof parseConfig>['config'] {
-  return parseConfig(`Sync {
-  Mode ${mode} { ${modeExtra} }
-  UDP { IPv4_address 192.0.2.1 IPv4_Destination_Address 192.0.2.2 Port 3780 Interface lo }
-}
-General {
-  HashSize 65536
-  HashLimit 262144
-  LockFile ${dir}/real.lock
-  UNIX { Path ${dir}/real.ctl }
-  ${extra}
-}
-`, 'warmup.conf').config;
+  return parseConfig(warmupConfigText(dir, mode, extra, modeExtra), 'warmup.conf').config;
 }
 
 const scratchDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith('ctsync-warmup-'));
