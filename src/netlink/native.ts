@@ -83,6 +83,47 @@ function packageRoot(): string {
 
 let cached: NativeBinding | undefined;
 
+/**
+ * A Buffer the addon makes (napi_create_external_buffer, napi_create_buffer_copy)
+ * is a Uint8Array given Buffer's prototype afterwards, and V8 gives it a hidden
+ * class of its own, not the one of Buffers made in JS (`%HaveSameMap` says
+ * false). Every reader that sees both (the byte readers and the decoders: kernel
+ * events come from the addon, peer datagrams as JS subarrays, the warm-up's
+ * synthetic events from JS) then holds two maps, and its compiled code was
+ * thrown away ("wrong map") the first time the second one turned up, in the
+ * middle of a burst. A JS view over the same memory has the one class of all
+ * Buffers: made once per persistent read buffer, once per dump chunk.
+ */
+function asJsBuffer(b: Buffer): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** The read callback, handed JS views of the addon's persistent buffer (one view per buffer, not per wakeup). */
+function jsBufferCallback(cb: NativeReadCallback): NativeReadCallback {
+  let raw: Buffer | null = null;
+  let view: Buffer | null = null;
+  return (buf, errno, len) => {
+    if (buf !== null && buf !== raw) {
+      raw = buf;
+      view = asJsBuffer(buf);
+    }
+    cb(buf === null ? null : view, errno, len);
+  };
+}
+
+/** The addon's binding with every Buffer it hands to JS seen through asJsBuffer. */
+function withJsBuffers(b: NativeBinding): NativeBinding {
+  const start = b.start.bind(b);
+  const drain = b.drain.bind(b);
+  return Object.assign(Object.create(null) as object, b, {
+    start: (h: NativeHandle, cb: NativeReadCallback): void => start(h, jsBufferCallback(cb)),
+    drain: (h: NativeHandle, maxBytes?: number): Buffer | null => {
+      const r = drain(h, maxBytes);
+      return r === null ? null : asJsBuffer(r);
+    },
+  }) as NativeBinding;
+}
+
 export interface LoadNativeOptions {
   /** A binding object (tests) or a path to a .node file. */
   nativeBinding?: NativeBinding | string;
@@ -102,6 +143,7 @@ export function loadNative(opts: LoadNativeOptions = {}): NativeBinding {
       `cannot load the native netlink addon from ${path} (run \`npm run build:native\`): ${(e as Error).message}`, 0,
       { path });
   }
+  binding = withJsBuffers(binding);
   if (!explicit) cached = binding;
   return binding;
 }
