@@ -89,9 +89,11 @@ export abstract class DatagramChannel implements Channel {
   /**
    * No copy: the datagram goes to the kernel synchronously when the socket
    * buffer has room (the normal case), through the addon when it serves this
-   * link. When the kernel pushes back (EAGAIN), Node's dgram takes it and
-   * libuv queues it by reference until the send callback; later datagrams go
-   * the same way until that queue is empty, so none overtakes another.
+   * link. When the kernel pushes back (EAGAIN), or without the addon, Node's
+   * dgram takes a copy (libuv queues what it is given by reference until the
+   * send callback, and the caller reuses its buffer: Channel.send); later
+   * datagrams go the same way until that queue is empty, so none overtakes
+   * another.
    */
   send(datagram: Buffer): void {
     const tx = this.tx;
@@ -114,7 +116,7 @@ export abstract class DatagramChannel implements Channel {
     }
     try {
       this.queued++;
-      tx.send(datagram, 0, datagram.length, this.cfg.port, this.destAddress(), this.afterQueued);
+      tx.send(Buffer.from(datagram), 0, datagram.length, this.cfg.port, this.destAddress(), this.afterQueued);
     } catch (e) {
       // dgram throws synchronously for closed sockets and bad arguments.
       this.afterQueued(e as Error);

@@ -24,7 +24,12 @@ export interface Channel {
    */
   readonly maxDatagram: number;
   open(): Promise<void>;
-  /** Sends one datagram (which may hold many messages). Never throws; errors are counted. */
+  /**
+   * Sends one datagram (which may hold many messages). Never throws; errors
+   * are counted. The buffer is the caller's again once send() returns (the
+   * sync engine reuses it for the next datagram): a link that needs it later
+   * (a queue, a stream, a socket that pushed back) keeps a copy.
+   */
   send(datagram: Buffer): void;
   /** Called once per received datagram. The buffer may be reused after the call returns. */
   onMessage(cb: (datagram: Buffer, from: { address: string; port: number }) => void): void;

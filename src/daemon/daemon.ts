@@ -530,6 +530,9 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     return this.channel.maxDatagram;
   }
 
+  /** Every Channel copies what it keeps (Channel.send), so the engine lends its datagram buffer. */
+  readonly sendIsDoneOnReturn = true;
+
   send(datagram: Buffer): void {
     this.channel.send(datagram);
   }

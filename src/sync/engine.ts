@@ -20,7 +20,7 @@ import { newRecvCounters, walkDatagram, type RecvCounters } from '../wire/datagr
 import { ACK_SIZE, FLAG, HEADER_SIZE, MSG, hasAckExtension, writeAck, writeHeader, type NetHdr } from '../wire/header.js';
 import { msgTypeOf, type ObjectCodec } from './codec.js';
 import { AgeIndex } from './age.js';
-import { CtlItem, ItemPool, ObjItem, SyncQueue, type QItem, type SyncItem } from './queue.js';
+import { ctlItem, isObjItem, ItemPool, SyncQueue, type ObjItem, type SyncItem } from './queue.js';
 import { PeerSession, RecvSeq, type PeerSource } from './recv-seq.js';
 import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
 import type { SyncHost, SyncStats } from './types.js';
@@ -137,7 +137,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.log = opts.log ?? silentLogger;
     this.rlog = new RateLimitedLog(this.log, 5000, () => this.clock.now());
     this.seq = new SeqCounter(this.clock);
-    this.writer = new DatagramWriter(this.host.maxDatagram, (d) => this.host.send(d));
+    this.writer = new DatagramWriter(this.host.maxDatagram, (d) => this.host.send(d), this.host.sendIsDoneOnReturn === true);
     // bulk and batchAt first change at the first bulk send, the clock readings
     // at the first datagram or timer: see settleFields.
     settleFields(this, { mutable: ['bulk', 'batchAt'], double: ['rxAt', 'lastRecvAt', 'aliveDue'] });
@@ -215,7 +215,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   /** Takes `obj` out of the sync layer without sending it (the cache dropped it). Additive API. */
   forget(obj: CacheObject): void {
     const it = obj.sync;
-    if (!(it instanceof ObjItem) || it.obj !== obj) return;
+    if (!isObjItem(it) || it.obj !== obj) return;
     it.owner?.remove(it);
     this.unpin(it, false);
   }
@@ -267,7 +267,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   // ---- queueing ----
 
   protected queueCtl(flags: number, from: number, to: number): void {
-    const it = new CtlItem(flags, from >>> 0, to >>> 0);
+    const it = ctlItem(flags, from >>> 0, to >>> 0);
     this.tx.push(it);
     this.entered(it);
     this.kick();
@@ -280,11 +280,15 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
    * would make an idle, fully replicated pair show a lag swinging between
    * 0 and the alive interval.
    */
-  protected entered(it: QItem): void {
+  protected entered(it: SyncItem): void {
     // Whole milliseconds: a small integer is stored in place, a fractional
-    // clock reading would cost every queued item a boxed number.
-    it.at = this.batchAt >= 0 ? this.batchAt : Math.floor(this.clock.now());
-    if (it instanceof ObjItem) this.ages.entered(it, this.heldCount());
+    // clock reading would cost every queued item a boxed number. batchAt is
+    // read once, outside the branch: read inside it, the load had no type
+    // feedback until the first bulk send, whose first item then discarded the
+    // compiled queueing path.
+    const batchAt = this.batchAt;
+    it.at = batchAt >= 0 ? batchAt : Math.floor(this.clock.now());
+    if (it.kind === 'obj') this.ages.entered(it, this.heldCount());
   }
 
   /** Items held in the sync layer's queues (FTFW adds its resend queue). */

@@ -3,17 +3,48 @@
 // resend queue allocates nothing, and "is it queued, and where" is one field
 // read. An item is in at most one queue at a time.
 import type { CacheObject } from '../cache/types.js';
+import { settleSample } from '../util/shape.js';
 
-/** Links every queue item carries. */
-export abstract class QItem {
-  prev: QItem | null = null;
-  next: QItem | null = null;
+/**
+ * A queue item: the links every item carries, and the fields of both kinds.
+ *
+ * One class for object and control items, not a class each: every queue
+ * operation (push, remove, the transmit walk, the resend queue's release)
+ * meets both kinds, and with two hidden classes its compiled code was
+ * specialised to the kind it had met so far and thrown away ("wrong map",
+ * `--trace-deopt`) when the other first came: the first ACK or ALIVE in the
+ * middle of a burst discarded the whole inlined transmit path. Build items
+ * with objItem() and ctlItem(); `kind` tells them apart.
+ */
+export class QItem {
+  prev: SyncItem | null = null;
+  next: SyncItem | null = null;
   /** The queue holding this item, or null. */
   owner: SyncQueue | null = null;
   /** Sequence number of the last transmission (valid once sent). */
   seq = 0;
   /** clock.now() when it was queued for sending, or last sent (for lag). */
   at = 0;
+  /** Object items: true while the sync layer holds a pin (obj.pins) on the object. */
+  pinned = false;
+  /**
+   * 1 for a control item, else 0: what it adds to its queue's `ctl` count. A
+   * branch on `kind` there would be first taken by the first control item to
+   * leave the tx queue, and discard the compiled transmit path at that moment.
+   */
+  readonly ctlCount: 0 | 1;
+
+  constructor(
+    readonly kind: 'obj' | 'ctl',
+    /** Object items: the object; an item back in its ItemPool is reassigned to the next object. Control items: null. */
+    public obj: CacheObject | null,
+    /** Control items: the message's flags and sequence range (0 for object items). */
+    public flags: number,
+    readonly from: number,
+    readonly to: number,
+  ) {
+    this.ctlCount = kind === 'ctl' ? 1 : 0;
+  }
 }
 
 /**
@@ -21,15 +52,35 @@ export abstract class QItem {
  * the sync layer holds the object (queued, or sent and not yet acknowledged),
  * so moving it between queues or requeueing it never allocates.
  */
-export class ObjItem extends QItem {
-  readonly kind = 'obj' as const;
-  /** True while the sync layer holds a pin (obj.pins) on the object. */
-  pinned = false;
-  /** The object; an item back in its ItemPool is reassigned to the next object. */
-  constructor(public obj: CacheObject) {
-    super();
-  }
+export interface ObjItem extends QItem {
+  readonly kind: 'obj';
+  obj: CacheObject;
 }
+
+/** A control message waiting to be sent or acknowledged (ACK, NACK, RESYNC, ALIVE). */
+export interface CtlItem extends QItem {
+  readonly kind: 'ctl';
+  obj: null;
+}
+
+export type SyncItem = ObjItem | CtlItem;
+
+export function objItem(obj: CacheObject): ObjItem {
+  return new QItem('obj', obj, 0, 0, 0) as ObjItem;
+}
+
+export function ctlItem(flags: number, from: number, to: number): CtlItem {
+  return new QItem('ctl', null, flags, from, to) as CtlItem;
+}
+
+export function isObjItem(x: unknown): x is ObjItem {
+  return x instanceof QItem && x.kind === 'obj';
+}
+
+// Made once of each kind at load, before any code is compiled: `obj` holds an
+// object or null and `flags` changes on resends (see settleFields).
+settleSample(objItem({} as CacheObject), { mutable: ['prev', 'next', 'owner', 'seq', 'at', 'pinned', 'obj', 'flags'] });
+settleSample(ctlItem(0, 0, 0), { mutable: [] });
 
 /**
  * Items of objects the sync layer has let go, for the next objects to take.
@@ -45,9 +96,9 @@ export class ItemPool {
   /** The item of `obj`: its current one, a recycled one or a new one. */
   of(obj: CacheObject): ObjItem {
     const s = obj.sync;
-    if (s instanceof ObjItem && s.obj === obj) return s;
+    if (isObjItem(s) && s.obj === obj) return s;
     let it = this.free.pop();
-    if (it === undefined) it = new ObjItem(obj);
+    if (it === undefined) it = objItem(obj);
     else it.obj = obj;
     obj.sync = it;
     return it;
@@ -62,16 +113,6 @@ export class ItemPool {
     this.free.push(it);
   }
 }
-
-/** A control message waiting to be sent or acknowledged (ACK, NACK, RESYNC, ALIVE). */
-export class CtlItem extends QItem {
-  readonly kind = 'ctl' as const;
-  constructor(public flags: number, readonly from: number, readonly to: number) {
-    super();
-  }
-}
-
-export type SyncItem = ObjItem | CtlItem;
 
 export class SyncQueue {
   head: SyncItem | null = null;
@@ -95,7 +136,7 @@ export class SyncQueue {
     else this.head = it;
     this.tail = it;
     this.len++;
-    if (it.kind === 'ctl') this.ctl++;
+    this.ctl += it.ctlCount;
   }
 
   remove(it: SyncItem): void {
@@ -107,7 +148,7 @@ export class SyncQueue {
     it.prev = it.next = null;
     it.owner = null;
     this.len--;
-    if (it.kind === 'ctl') this.ctl--;
+    this.ctl -= it.ctlCount;
   }
 
   shift(): SyncItem | null {

@@ -49,7 +49,15 @@ export class DatagramWriter {
   datagramsSent = 0;
   sendErrors = 0;
 
-  constructor(readonly max: number, private readonly sink: (datagram: Buffer) => void) {
+  /**
+   * `lend`: the sink is done with each datagram when it returns (the daemon's
+   * channels are), so it gets a view of the reused buffer, not a copy. Measured
+   * on a bulk resync, a copy per datagram was a fresh 1.4 KB slice of Node's
+   * buffer pool, and the pool's 8 KB blocks, freed only by the next GCs, kept
+   * the sender's C heap growing into fresh pages (clear_page_erms: 8% of its
+   * samples).
+   */
+  constructor(readonly max: number, private readonly sink: (datagram: Buffer) => void, private readonly lend = false) {
     // Must hold at least one 16-byte control message under the strict rule.
     if (!Number.isInteger(max) || max <= 16) throw new CtsyncError('CTSYNC_ERR', `maxDatagram too small: ${max}`, { max });
     this.buf = Buffer.alloc(2 * max);
@@ -84,11 +92,16 @@ export class DatagramWriter {
     return len;
   }
 
-  /** Sends the buffered messages as one datagram (a copy: the channel may keep it). */
+  /** Sends the buffered messages as one datagram: a view of the buffer when lent, else a copy the sink may keep. */
   flush(): void {
     if (this.used === 0) return;
-    const d = Buffer.allocUnsafe(this.used);
-    this.buf.copy(d, 0, 0, this.used);
+    let d: Buffer;
+    if (this.lend) {
+      d = this.buf.subarray(0, this.used);
+    } else {
+      d = Buffer.allocUnsafe(this.used);
+      this.buf.copy(d, 0, 0, this.used);
+    }
     this.used = 0;
     this.datagramsSent++;
     try {

@@ -8,6 +8,13 @@ import type { RecvCounters } from '../wire/datagram.js';
 export interface SyncHost {
   /** Sends one datagram on the active link. */
   send(datagram: Buffer): void;
+  /**
+   * True when send() is done with the datagram once it returns, as every
+   * Channel is (see Channel.send): the engine then hands it a view of its one
+   * reused datagram buffer instead of a copy per datagram. Hosts that keep
+   * what they are given (test recorders) leave it unset and get copies.
+   */
+  readonly sendIsDoneOnReturn?: boolean;
   /** Largest datagram the link takes (conntrackd: MTU − 28, and messages are added while strictly below). */
   readonly maxDatagram: number;
   /** A decoded data message from the peer (type is a wire MSG.* data type). */

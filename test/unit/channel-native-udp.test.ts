@@ -146,12 +146,16 @@ describe('UdpChannel send path through sendToFd, with Node as the fallback', () 
     expect(a.stats()).toMatchObject({ packetsSent: 3, bytesSent: 24, errorsSent: 0 });
   });
 
-  it('on EAGAIN hands the datagram to Node, and the next ones too until that queue is empty: none overtakes', async () => {
+  it('on EAGAIN hands a copy to Node, and the next ones too until that queue is empty: none overtakes', async () => {
     const port = await freeUdpPort();
     const { a, got, fastCalls } = await sender(port, [-11]);
-    a.send(d(1)); // EAGAIN: queued in Node
-    a.send(d(2)); // Node's queue is not empty: Node again, behind 1
-    a.send(d(3));
+    // One buffer for all, rewritten after each send() returns, as the sync engine's writer does.
+    const buf = Buffer.alloc(8);
+    for (let n = 1; n <= 3; n++) {
+      buf.writeUInt32BE(n, 0);
+      a.send(buf); // 1: EAGAIN, queued in Node; 2, 3: Node's queue is not empty, Node again, behind 1
+    }
+    buf.writeUInt32BE(99, 0);
     expect(fastCalls).toEqual([1]);
     await waitFor(() => got.length === 3, 'queued datagrams', 3000);
     a.send(d(4)); // queue drained: straight through sendToFd again

@@ -1,10 +1,10 @@
 // AgeIndex: the oldest held item's entry time without walking the queues.
 import { describe, expect, it } from 'vitest';
 import { AgeIndex } from '../../src/sync/age.js';
-import { CtlItem, SyncQueue } from '../../src/sync/queue.js';
+import { ctlItem, SyncQueue, type CtlItem } from '../../src/sync/queue.js';
 
 function item(q: SyncQueue, at: number): CtlItem {
-  const it = new CtlItem(0, 0, 0);
+  const it = ctlItem(0, 0, 0);
   it.at = at;
   q.push(it);
   return it;

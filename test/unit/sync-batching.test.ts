@@ -66,6 +66,18 @@ describe('DatagramWriter', () => {
     expect(w.datagramsSent).toBe(2);
   });
 
+  it('lent: hands the sink views of its one buffer, in the same packing (the sink is done with each on return)', () => {
+    const seen: { len: number; first: number; buf: ArrayBufferLike }[] = [];
+    const w = new DatagramWriter(100, (d) => seen.push({ len: d.length, first: d[0]!, buf: d.buffer }), true);
+    w.put(fixed, 60);
+    w.put(fixed, 30);
+    w.put(fixed, 20); // 90 + 20 is not < 100: the first two go, this one moves to the front
+    w.flush();
+    expect(seen.map((x) => [x.len, x.first])).toEqual([[90, 60], [20, 20]]);
+    expect(seen[0]!.buf).toBe(seen[1]!.buf);
+    expect(w.datagramsSent).toBe(2);
+  });
+
   it('flush of an empty buffer sends nothing', () => {
     const { w, out } = writer(100);
     w.flush();
