@@ -173,7 +173,7 @@ describe('external cache columns vs the object rules', () => {
     expect(ext.ctSize).toBe(1);
   });
 
-  it('grows past its first slots and buckets, frees and reuses slots, and gives memory back on flush', () => {
+  it('grows past its first slots and buckets, frees and reuses slots, and is empty but keeps its size after a flush', () => {
     const clock = new FakeClock();
     const ext = new ExternalCache({ clock, hashSize: 16, limit: 5000 });
     const ct = (i: number): Conntrack => ({
@@ -197,7 +197,13 @@ describe('external cache columns vs the object rules', () => {
     expect(ext.flushCt()).toBe(5000);
     expect(ext.ctSize).toBe(0);
     expect([...ext.cts()]).toEqual([]);
+    for (let i = 0; i < 5000; i++) expect(ext.getCt(ct(i))).toBe(null);
     ext.applyCt(EVENT.NEW, ct(7));
     expect([...ext.cts()].map((o) => o.value.orig.sport)).toEqual([7]);
+    // Refilled to the limit in the kept columns: every entry found, in insertion order again.
+    for (let i = 0; i < 5000; i++) if (i !== 7) ext.applyCt(EVENT.NEW, ct(i));
+    expect(ext.ctSize).toBe(5000);
+    for (let i = 0; i < 5000; i++) expect(ext.getCt(ct(i))?.value.orig.sport).toBe(i);
+    expect([...ext.cts()].slice(0, 3).map((o) => o.value.orig.sport)).toEqual([7, 0, 1]);
   });
 });
