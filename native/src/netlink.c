@@ -827,6 +827,19 @@ static napi_value f_malloc_trim(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// mallocMmapThreshold(bytes): allocations from `bytes` up get a mapping of their own,
+// unmapped when freed, instead of a place in a malloc arena (mallopt M_MMAP_THRESHOLD,
+// which also ends glibc's dynamic raising of the threshold). True if glibc took it.
+static napi_value f_malloc_mmap_threshold(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, NULL)) return NULL;
+  int32_t bytes;
+  if (arg_int(env, argv[0], &bytes) || bytes < 4096) return throw_type(env, "mallocMmapThreshold(bytes): bytes must be a number >= 4096");
+  napi_value r;
+  napi_get_boolean(env, mallopt(M_MMAP_THRESHOLD, bytes) == 1, &r);
+  return r;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, f_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -847,6 +860,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"udpBind", NULL, f_udp_bind, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendToFd", NULL, f_send_to_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mallocTrim", NULL, f_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mallocMmapThreshold", NULL, f_malloc_mmap_threshold, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (aead_register(env, exports) != 0) return NULL;

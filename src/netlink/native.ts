@@ -48,6 +48,8 @@ export interface NativeBinding {
   setScheduler(policy: number, priority: number): void;
   /** malloc_trim(0): the C heap's free memory back to the kernel; true if any was released. Absent in older builds. */
   mallocTrim?(): boolean;
+  /** mallopt(M_MMAP_THRESHOLD, bytes) (see ops/malloc.ts); true if glibc took it. Absent in older builds. */
+  mallocMmapThreshold?(bytes: number): boolean;
   /** AES-256-GCM session key (32 bytes) for gcmSeal/gcmOpen (src/channel/aead.ts). Absent without OpenSSL's headers. */
   gcmKey?(key: Buffer): unknown;
   /** Encrypts buf[aadLen, +len) in place and writes the 16-byte tag after it. */
