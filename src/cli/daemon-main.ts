@@ -1,8 +1,7 @@
 // Daemon mode of the ctsync binary (`ctsync -C file`, `-d`, `--check`):
 // loaded by cli/main.ts only when the arguments ask for a daemon.
-import { closeSync, openSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import type { CliAction } from './args.js';
+import { detachDaemon, tellDetachParent } from './detach.js';
 import { load, printWarnings } from './main.js';
 import { checkHost } from '../config/index.js';
 import { createReopenableLogger } from '../log/logger.js';
@@ -11,6 +10,7 @@ import { warmUp, warmupFlowsFromEnv } from '../daemon/warmup.js';
 import { SecureChannel } from '../channel/secure.js';
 import { startOps, type Ops } from '../daemon/ops.js';
 import { CtsyncError } from '../errors.js';
+import { tuneMalloc } from '../ops/malloc.js';
 import { applyScheduler } from '../ops/scheduler.js';
 import { loadNative } from '../netlink/native.js';
 
@@ -25,15 +25,7 @@ export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>):
     return 0;
   }
   if (action.daemonize && !process.env.CTSYNC_DAEMONIZED) {
-    // Node cannot fork(); re-exec detached, as conntrackd -d forks and setsid()s.
-    const args = process.argv.slice(1).filter((a) => a !== '-d');
-    const devnull = openSync('/dev/null', 'r+');
-    const child = spawn(process.execPath, args, {
-      detached: true, stdio: [devnull, devnull, devnull], env: { ...process.env, CTSYNC_DAEMONIZED: '1' },
-    });
-    child.unref();
-    closeSync(devnull);
-    return 0;
+    return await detachDaemon(process.argv.slice(1).filter((a) => a !== '-d'));
   }
   const { log, reopen: reopenLog } = createReopenableLogger({
     ...(config.general.logFile ? { file: config.general.logFile } : {}),
@@ -41,6 +33,7 @@ export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>):
   });
   for (const w of warnings) log.warn({ file: w.file, line: w.line, keyword: w.keyword }, w.message);
   applyScheduler(config.general.scheduler, loadNative(), log);
+  tuneMalloc(loadNative(), log);
   let warmupFlows: number;
   try {
     warmupFlows = warmupFlowsFromEnv(process.env.CTSYNC_WARMUP);
@@ -72,6 +65,7 @@ export async function runDaemon(action: Extract<CliAction, { mode: 'daemon' }>):
     log.flush?.();
     return 1;
   }
+  tellDetachParent();
   return await new Promise<number>((resolve) => {
     // STOPPING=1 and the not-ready track file before the daemon goes down.
     const shutdown = (): void => void ops.stop().finally(() => daemon.requestExit(0));

@@ -252,12 +252,18 @@ describe.skipIf(!isRoot)('ctsync client options against a running ctsync pair (2
     writeFileSync(join(a.dir, 'daemon.lock'), '');
     const restart = a.ns.run(pbA, ['backup'], { allowFail: true, timeoutMs: 60_000 });
     expect(restart.status, restart.stderr).toBe(0);
-    await waitFor(() => a.cli(['-s'], true).status === 0, 'the daemon started by primary-backup.sh to answer', 15_000, 200);
+    // The script's first -s finds no daemon (that is how it decides to start one). As `conntrackd -d`,
+    // `ctsync -d` returned once the daemon was up: its -t and -n after it reached the daemon.
+    expect((restart.stdout + restart.stderr).match(/can't connect/g), restart.stderr).toHaveLength(1);
+    expect(a.cli(['-s'], true).status, 'the daemon started by primary-backup.sh answers at once').toBe(0);
+    // A second -d finds the first one's lock: it fails, and says so with exit 1.
+    const second = a.ns.run(wrapper, ['-C', a.confPath, '-d'], { allowFail: true, timeoutMs: 60_000 });
+    expect(second.status).toBe(1);
+    expect(second.stderr).toMatch(/the daemon stopped while starting \(exit 1\)/);
     try {
-      // The script's own -t/-n may have run before the new daemon listened: ask again. fw2 may
-      // also drop the restarted daemon's first messages (its new sequence can look like a stale
-      // HELLO, src/sync/ftfw.ts isStaleHello) until its stall guard re-adopts the peer (~3 s),
-      // so repeat -n every 2 s as an operator would.
+      // fw2 may drop the restarted daemon's first messages (its new sequence can look like a
+      // stale HELLO, src/sync/ftfw.ts isStaleHello) until its stall guard re-adopts the peer
+      // (~3 s), so repeat -n every 2 s as an operator would.
       let lastAsk = 0;
       await waitFor(() => {
         if (extOurs(a) === PORTS.length) return true;
