@@ -6,16 +6,18 @@
 // first burst is often the worst moment for it: the node has just become
 // master and every flow is new.
 //
-// So, when CTSYNC_WARMUP asks for it, the daemon runs a scratch pair of
-// itself in process before it takes its lock: the same config, a synthetic
+// So, unless CTSYNC_WARMUP=0 says otherwise, the daemon runs a scratch pair
+// of itself in process before it takes its lock: the same config, a synthetic
 // kernel feeding the real decoder, an in-memory sync link and no kernel
 // table. Each scratch node gets NEW events, answers a resync request with a
 // bulk send, commits what its peer sent into a table that encodes and keeps
 // nothing, then gets UPDATE and DESTROY events. Everything is then dropped
 // and collected. No socket carries a byte: the scratch nodes' control sockets
 // live in a private temporary directory and their event sources listen to no
-// netlink group. Off by default: it costs peak RSS (see DEFAULT_WARMUP_FLOWS'
-// neighbours and bench/README.md).
+// netlink group. It costs ~0.3 s at start (`ctsync -d` returns once the
+// daemon is up all the same: cli/detach.ts) and ~2 MiB of peak RSS at 100k
+// entries; it cost ~8 MiB, and was off by default, until the compiler's freed
+// zones were returned to the kernel (ops/malloc.ts; bench/README.md).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,22 +61,23 @@ export interface WarmupReport {
 }
 
 /**
- * Flows per node when CTSYNC_WARMUP asks for a warm-up without a number. 2048
+ * Flows per node unless CTSYNC_WARMUP gives a number. 2048
  * and 4096 did alike in process (`node --expose-gc dist/bench/events.js
  * --warmup --warmup-flows N`); 1024 left a third more to compile later.
  */
 export const DEFAULT_WARMUP_FLOWS = 2048;
 
 /**
- * The warm-up asked for by the environment: CTSYNC_WARMUP unset, empty or 0 is
- * off (the default: it costs ~0.3 s at start and, measured, 5-10 MiB of peak
- * RSS at 100k entries); `on` or 1 is DEFAULT_WARMUP_FLOWS; a larger integer is that many flows.
- * Anything else is an error, so a typo does not silently start cold.
+ * The warm-up asked for by the environment: CTSYNC_WARMUP unset, empty, `on`
+ * or 1 is DEFAULT_WARMUP_FLOWS (the default); 0 or `off` is none (a start
+ * ~0.3 s sooner, a first burst compiled on its own time); a larger integer
+ * is that many flows. Anything else is an error, so a typo does not silently
+ * start otherwise than asked.
  */
 export function warmupFlowsFromEnv(value: string | undefined): number {
   const v = (value ?? '').trim().toLowerCase();
-  if (v === '' || v === '0' || v === 'off') return 0;
-  if (v === 'on' || v === '1') return DEFAULT_WARMUP_FLOWS;
+  if (v === '0' || v === 'off') return 0;
+  if (v === '' || v === 'on' || v === '1') return DEFAULT_WARMUP_FLOWS;
   if (/^[0-9]+$/.test(v) && Number(v) <= 1_000_000) return Number(v);
   throw new CtsyncError('CTSYNC_ERR_CONFIG_INVALID', `CTSYNC_WARMUP=${value}: expected 0, 1, on, off or a number of flows (at most 1000000)`);
 }

@@ -58,8 +58,9 @@ describe('warm-up synthetic events', () => {
 });
 
 describe('CTSYNC_WARMUP', () => {
-  it('is off unless asked for', () => {
-    for (const v of [undefined, '', '0', 'off', ' OFF ']) expect(warmupFlowsFromEnv(v)).toBe(0);
+  it('is on unless turned off', () => {
+    for (const v of [undefined, '', ' ']) expect(warmupFlowsFromEnv(v)).toBe(DEFAULT_WARMUP_FLOWS);
+    for (const v of ['0', 'off', ' OFF ']) expect(warmupFlowsFromEnv(v)).toBe(0);
   });
   it('takes on/1 for the default and a number of flows', () => {
     expect(warmupFlowsFromEnv('on')).toBe(DEFAULT_WARMUP_FLOWS);
