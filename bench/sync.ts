@@ -36,7 +36,7 @@ const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const sched = { generalExtra: SCHED_OTHER ? ['Scheduler {', '\tType OTHER', '}'] : ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
   return makeMixedPair(a, b, tag, { a: { ...tail, ...sched }, b: { ...tail, ...sched } });
 };
-import { cpuSeconds, kernelCount, mainThreadCpuSeconds, peakRssMiB, quantile, systemCpuSeconds } from './lib/probe.js';
+import { cpuSeconds, kernelCount, mainThreadCpuSeconds, peakRssMiB, quantile, quietCpu, systemCpuSeconds } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -102,6 +102,7 @@ function log(msg: string): void {
 }
 
 async function withPair<T>(kind: PairKind, tag: string, fn: (p: Pair) => Promise<T>, keyFile?: string): Promise<T> {
+  await quietCpu(); // the previous pair's namespaces are still being torn down by the kernel
   const p = makePair(kind, tag, keyFile);
   try {
     await p.a.start();
@@ -655,6 +656,7 @@ async function failover(kind: DaemonKind, runs: number): Promise<FailoverResult>
   const { HaTopology } = await import(join(REPO_ROOT, 'scripts', 'lib', 'topology.mjs')) as { HaTopology: HaTopologyCtor };
   const out: FailoverResult['runs'] = [];
   for (let i = 0; i < runs; i++) {
+    await quietCpu();
     const t = new HaTopology({ tag: 'bf', daemon: kind });
     try {
       await t.start();
@@ -932,7 +934,7 @@ function render(started: Date, l0: number[], l1: number[]): string {
   lines.push(`- command: \`${commandLine()}\` (in ${REPO_ROOT})`);
   lines.push(`- machine: ${m.nproc} CPUs (${m.cpu}), kernel ${m.kernel}, node ${m.node}, ${m.conntrackd}`);
   lines.push(`- load average before: ${m.loadBefore}; after: ${m.loadAfter} (shared machine: compare ratios, not absolute figures)`);
-  lines.push('- method: for every workload a fresh fw1/fw2 namespace pair per daemon (conntrackd first, then ctsync), same generated FTFW/UDP config; entries created on fw1 in netlink batches by the bench; fw2 state read with the raw STATS request on the control socket ("cache external: current active connections"), kernel counts from /proc/<pid>/net/stat/nf_conntrack; CPU = utime+stime(+children) from /proc/<pid>/stat over the run; RSS = VmHWM at the end of the run.');
+  lines.push('- method: for every workload a fresh fw1/fw2 namespace pair per daemon (conntrackd first, then ctsync), started once the CPUs are ≥85% idle over 200 ms (the kernel tears deleted namespaces and their entries down after the delete returns), same generated FTFW/UDP config; entries created on fw1 in netlink batches by the bench; fw2 state read with the raw STATS request on the control socket ("cache external: current active connections"), kernel counts from /proc/<pid>/net/stat/nf_conntrack; CPU = utime+stime(+children) from /proc/<pid>/stat over the run; RSS = VmHWM at the end of the run.');
   lines.push('');
   lines.push('| workload | conntrackd | ctsync | ratio ctsync/conntrackd | better | target |');
   lines.push('|---|---|---|---|---|---|');

@@ -54,3 +54,30 @@ export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
+
+/** Idle and total jiffies of all CPUs (/proc/stat's "cpu" line; iowait counts as idle). */
+function cpuJiffies(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { idle: f[3]! + f[4]!, total };
+}
+
+/**
+ * Waits until the machine's CPUs were at least `idleShare` idle over a
+ * `windowMs` window, for at most `boundMs`; returns the ms waited. The kernel
+ * tears a deleted network namespace down after `ip netns del` has returned,
+ * its conntrack entries with it: a pair started during the previous run's
+ * teardown (100k+ entries) ran at half its rate, kernel time included (the
+ * sealed row's plain run, twice in full runs).
+ */
+export async function quietCpu(idleShare = 0.85, windowMs = 200, boundMs = 15_000): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    const a = cpuJiffies();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const b = cpuJiffies();
+    const dt = b.total - a.total;
+    if (dt > 0 && (b.idle - a.idle) / dt >= idleShare) return performance.now() - t0;
+    if (performance.now() - t0 > boundMs) return performance.now() - t0;
+  }
+}
