@@ -113,17 +113,15 @@ function jsBufferCallback(cb: NativeReadCallback): NativeReadCallback {
   };
 }
 
-/** The addon's binding with every Buffer it hands to JS seen through asJsBuffer. */
+/** The addon's binding (its prototype: every function stays reachable) with every Buffer it hands to JS seen through asJsBuffer. */
 function withJsBuffers(b: NativeBinding): NativeBinding {
-  const start = b.start.bind(b);
-  const drain = b.drain.bind(b);
-  return Object.assign(Object.create(null) as object, b, {
-    start: (h: NativeHandle, cb: NativeReadCallback): void => start(h, jsBufferCallback(cb)),
-    drain: (h: NativeHandle, maxBytes?: number): Buffer | null => {
-      const r = drain(h, maxBytes);
-      return r === null ? null : asJsBuffer(r);
-    },
-  }) as NativeBinding;
+  // Defined, not assigned: the addon's own properties are read-only, and so would be an assignment's target.
+  const start: NativeBinding['start'] = (h, cb) => b.start(h, jsBufferCallback(cb));
+  const drain: NativeBinding['drain'] = (h, maxBytes) => {
+    const r = b.drain(h, maxBytes);
+    return r === null ? null : asJsBuffer(r);
+  };
+  return Object.create(b, { start: { value: start, enumerable: true }, drain: { value: drain, enumerable: true } }) as NativeBinding;
 }
 
 export interface LoadNativeOptions {

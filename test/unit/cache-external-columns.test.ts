@@ -173,7 +173,7 @@ describe('external cache columns vs the object rules', () => {
     expect(ext.ctSize).toBe(1);
   });
 
-  it('grows past its first slots and buckets, frees and reuses slots, and is empty but keeps its size after a flush', () => {
+  it('grows past its first slots and buckets, frees and reuses slots, is empty after a flush and refills to its limit', () => {
     const clock = new FakeClock();
     const ext = new ExternalCache({ clock, hashSize: 16, limit: 5000 });
     const ct = (i: number): Conntrack => ({
