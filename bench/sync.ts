@@ -171,6 +171,10 @@ async function diagnostics(p: Pair): Promise<Record<string, string>> {
   await get('fw1 -s', p.a, CTL.STATS);
   await get('fw1 -s runtime', p.a, CTL.STATS_RUNTIME);
   await get('fw1 -s queue', p.a, CTL.STATS_QUEUE);
+  // ctsync's own counters of the protocol at work (ACKs, NACKs, resends, restarts), which -s cannot show.
+  for (const [name, node] of [['fw1 -s --json', p.a], ['fw2 -s --json', p.b]] as const) {
+    if (node.kind === 'ctsync') out[name] = node.cli(['-s', '--json'], true).stdout;
+  }
   await get('fw2 -s', p.b, CTL.STATS);
   await get('fw2 -s network', p.b, CTL.STATS_NETWORK);
   await get('fw2 -s runtime', p.b, CTL.STATS_RUNTIME);

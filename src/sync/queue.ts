@@ -27,6 +27,8 @@ export class QItem {
   at = 0;
   /** Object items: true while the sync layer holds a pin (obj.pins) on the object. */
   pinned = false;
+  /** Object items: last sent with HELLO, so an ACK for it proves nothing (see Ftfw.rsRelease). */
+  helloSent = false;
   /**
    * 1 for a control item, else 0: what it adds to its queue's `ctl` count. A
    * branch on `kind` there would be first taken by the first control item to
@@ -79,7 +81,7 @@ export function isObjItem(x: unknown): x is ObjItem {
 
 // Made once of each kind at load, before any code is compiled: `obj` holds an
 // object or null and `flags` changes on resends (see settleFields).
-settleSample(objItem({} as CacheObject), { mutable: ['prev', 'next', 'owner', 'seq', 'at', 'pinned', 'obj', 'flags'] });
+settleSample(objItem({} as CacheObject), { mutable: ['prev', 'next', 'owner', 'seq', 'at', 'pinned', 'helloSent', 'obj', 'flags'] });
 settleSample(ctlItem(0, 0, 0), { mutable: [] });
 
 /**
@@ -110,6 +112,7 @@ export class ItemPool {
     if (this.free.length >= this.max) return;
     it.seq = 0;
     it.at = 0;
+    it.helloSent = false;
     this.free.push(it);
   }
 }
