@@ -70,6 +70,20 @@ describe('ctsync over a damaged sync link (starts ctsync pairs in namespaces, ke
     expect(syncStats(pair.a).resends).toBeGreaterThan(0);
   });
 
+  it('ctsync → conntrackd 1.4.7 converges from a burst sent into our HELLO phase, with 10% loss (starts conntrackd as the receiver)', async () => {
+    // conntrackd skips the sequence check on every HELLO-flagged message: what it loses of them it
+    // never NACKs, and its ACKs cover them. ctsync sends them again once conntrackd's HELLO_BACK
+    // comes (Ftfw.resendHelloSent); without that, a few dozen entries were lost here for good.
+    pair = makePair('ctsync', 'conntrackd', 'lh');
+    await pair.b.start();
+    dropRandomly(pair.fw2, 0.1);
+    await pair.a.start();
+    const n = 3_000;
+    expect(await injectBulk(pair.fw1, tcpEntries(n))).toBe(n);
+    await expectConverged(pair.b, n, 30_000);
+    expect(syncStats(pair.a).resends).toBeGreaterThan(0);
+  });
+
   it('converges through a relay that drops, duplicates and reorders (seeded)', async () => {
     const rp = makeRelayedPair('ctsync', 'ctsync', 'rel');
     pair = rp;
