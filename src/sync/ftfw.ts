@@ -407,10 +407,14 @@ export class Ftfw extends SyncEngine implements SyncMode {
       this.stallCredit = 0;
       if (this.hasBacklog()) this.kick();
     }
-    if (resent > 0) {
-      this.resends += resent;
-      this.kick();
-    }
+    this.resent(resent);
+  }
+
+  /** Counts `n` items moved from the rs queue back to tx, and has them sent. */
+  private resent(n: number): void {
+    if (n === 0) return;
+    this.resends += n;
+    this.kick();
   }
 
   /** NACK: move the range back to tx; it goes out again with new seqs. */
@@ -425,10 +429,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
       }
       it = next;
     }
-    if (moved > 0) {
-      this.resends += moved;
-      this.kick();
-    }
+    this.resent(moved);
   }
 
   /**
@@ -453,10 +454,7 @@ export class Ftfw extends SyncEngine implements SyncMode {
       }
       it = next;
     }
-    if (moved > 0) {
-      this.resends += moved;
-      this.kick();
-    }
+    this.resent(moved);
   }
 
   /**
