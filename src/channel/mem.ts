@@ -39,6 +39,7 @@ export class MemLink implements Channel {
   send(d: Buffer): void {
     this.lastSendAt = performance.now();
     this.counters.packetsSent++;
+    this.counters.bytesSent += d.length;
     // The engine reuses its datagram buffer once send() returns, as a socket may.
     const copy = Buffer.from(d);
     this.record?.push(copy);
@@ -48,6 +49,7 @@ export class MemLink implements Channel {
   /** Hands `d` to this end's receiver now, as if it came off the wire from the peer. */
   deliver(d: Buffer): void {
     this.counters.packetsRecv++;
+    this.counters.bytesRecv += d.length;
     this.cb?.(d, this.peer?.from ?? this.from);
   }
 

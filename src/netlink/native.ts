@@ -113,7 +113,11 @@ function jsBufferCallback(cb: NativeReadCallback): NativeReadCallback {
   };
 }
 
-/** The addon's binding (its prototype: every function stays reachable) with every Buffer it hands to JS seen through asJsBuffer. */
+/**
+ * The addon's binding (its prototype: every function stays reachable) with the Buffers of its read
+ * paths seen through asJsBuffer: start()'s persistent buffer and drain()'s chunks. getsockopt's
+ * small replies, read once at setup, stay as the addon makes them.
+ */
 function withJsBuffers(b: NativeBinding): NativeBinding {
   // Defined, not assigned: the addon's own properties are read-only, and so would be an assignment's target.
   const start: NativeBinding['start'] = (h, cb) => b.start(h, jsBufferCallback(cb));
