@@ -1,6 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --concurrent-recompilation-queue-length=64
 // Thin launcher: the CLI is compiled TypeScript in dist/ (npm run build).
-// The V8 flag lowers the daemon's peak RSS without costing CPU (bench/README.md):
+// The first V8 flag lowers the daemon's peak RSS without costing CPU (bench/README.md):
 // --max-semi-space-size=1 keeps each young-generation semi-space at its 1 MiB
 // minimum (V8's default grows it to 16): the per-event garbage dies young
 // either way; at 100k entries the peak is 5-7 MiB lower than with 4 and
@@ -8,7 +8,13 @@
 // Not --no-concurrent-recompilation (another 1.5-3 MiB): TurboFan on the main
 // thread stalls a fresh daemon's first burst, whose tail behind the kernel
 // went from ~30 ms to 340-400 ms in the 10k replication bench.
-// V8 reads heap sizes only at start, so the flags must be on the command line;
+// --concurrent-recompilation-queue-length=64 (default 8): the start-up warm-up
+// (src/daemon/warmup.ts) marks more functions for TurboFan at once than 8; a
+// function marked while the queue is full is not compiled, and was then
+// compiled during the first real burst instead (--trace-opt: 15-25 functions
+// per daemon after the warm-up, 2 with 64). Cold 100k burst, sender + receiver
+// CPU per event: 10.9-11.7 µs -> 9.3-10.3; peak RSS +2-4 MiB.
+// V8 reads heap sizes and this queue's length only at start, so the flags must be on the command line;
 // test and bench launchers read them from this line (daemonNodeFlags()).
 import('../dist/src/cli/main.js').then((m) => m.main(process.argv.slice(2))).then(
   (code) => { process.exitCode = code; },

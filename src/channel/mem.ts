@@ -17,6 +17,8 @@ export class MemLink implements Channel {
   record: Buffer[] | null = null;
   /** performance.now() of the last send() (a bench's single-event latency). */
   lastSendAt = 0;
+  /** While true, what this end sends is lost on the way (the warm-up's silent peer). */
+  muted = false;
   private cb: MessageCb | null = null;
   private inbox: Buffer[] = [];
   private scheduled = false;
@@ -43,7 +45,7 @@ export class MemLink implements Channel {
     // The engine reuses its datagram buffer once send() returns, as a socket may.
     const copy = Buffer.from(d);
     this.record?.push(copy);
-    this.peer?.post(copy);
+    if (!this.muted) this.peer?.post(copy);
   }
 
   /** Hands `d` to this end's receiver now, as if it came off the wire from the peer. */

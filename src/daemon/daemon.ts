@@ -38,6 +38,8 @@ export interface DaemonDeps {
   table?: ConntrackTable;
   events?: KernelEventSource;
   channel?: Channel;
+  /** The sync engine's alive/ACK timer period (default 1 s, as conntrackd's): the warm-up's scratch pair makes it fire. */
+  aliveIntervalMs?: number;
 }
 
 /** Counters of the kernel side for -s runtime ("netlink stats"). */
@@ -122,6 +124,9 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   private injectQueue: { kind: EventKind; ct: Conntrack }[] = [];
   private injectScheduled = false;
   private stopped = false;
+  private readonly aliveIntervalMs: number | undefined;
+  /** The request socket's netlink port id: kernel events that name it are our own commits, flushes, injections. */
+  private readonly ownPortId: number;
 
   constructor(config: CtsyncConfig, deps: DaemonDeps) {
     super();
@@ -130,6 +135,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     if (sync.mode === 'alarm') throw new CtsyncError('CTSYNC_ERR_DAEMON', `${config.file}: Mode ALARM is not supported by ctsync; use FTFW or NOTRACK`);
     if (!config.general.unix.path) throw new CtsyncError('CTSYNC_ERR_DAEMON', `${config.file}: General { UNIX { Path } } is required`);
     this.config = config;
+    this.aliveIntervalMs = deps.aliveIntervalMs;
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
     this.startedAt = this.clock.now();
@@ -165,6 +171,9 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       ? new SecureChannel(link, { keyFile: config.ctsync.keyFile, log: this.log, clock: this.clock })
       : link;
     this.table = deps.table ?? new NetlinkTable();
+    // Read per event: a number of the daemon's own, not a getter of whichever table class it has
+    // (the warm-up's scratch pair has a fake one: its events compiled the read for that class).
+    this.ownPortId = this.table.portId;
     // A JS reader pauses (GC, a large commit or dump) where conntrackd's C loop does not, so the
     // event socket starts with at least EVENT_BUFFER_FLOOR of headroom: kernel memory is only used
     // while a backlog exists. NetlinkBufferSize can raise it, not lower it below the floor.
@@ -188,9 +197,9 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     const sync = this.config.sync!;
     const codec = createWireCodec({ tcpWindowTracking: sync.tcpWindowTracking, omitTimeout: sync.commitTimeout !== undefined });
     return sync.mode === 'notrack'
-      ? new Notrack({ host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log })
+      ? new Notrack({ host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log, aliveIntervalMs: this.aliveIntervalMs })
       : new Ftfw({
-        host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log,
+        host: this, clock: this.clock, codec, startupResync: sync.startupResync, log: this.log, aliveIntervalMs: this.aliveIntervalMs,
         resendQueueSize: sync.resendQueueSize, ackWindowSize: sync.ackWindowSize,
         sendWindow: this.config.ctsync.sendWindow,
       });
@@ -333,7 +342,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
    * peer entries (DisableExternalCache) are not ours to replicate at all.
    */
   private originOf(kind: EventKind, portid: number): Origin {
-    if (portid === 0 || portid !== this.table.portId) return ORIGIN.NOT_ME;
+    if (portid === 0 || portid !== this.ownPortId) return ORIGIN.NOT_ME;
     if (this.disableExternal) return ORIGIN.INJECT;
     return kind === EVENT.DESTROY ? ORIGIN.FLUSH : ORIGIN.COMMIT;
   }

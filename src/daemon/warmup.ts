@@ -9,13 +9,23 @@
 // So, unless CTSYNC_WARMUP=0 says otherwise, the daemon runs a scratch pair
 // of itself in process before it takes its lock: the same config, a synthetic
 // kernel feeding the real decoder, an in-memory sync link and no kernel
-// table. Each scratch node gets NEW events, answers a resync request with a
-// bulk send, commits what its peer sent into a table that encodes and keeps
-// nothing, then gets UPDATE and DESTROY events. Everything is then dropped
-// and collected. No socket carries a byte: the scratch nodes' control sockets
+// table. Each scratch node gets NEW events, answers resync requests with bulk
+// sends, commits what its peer sent into a table that encodes and keeps
+// nothing, gets UPDATE and DESTROY events, hears its peer fall silent for a
+// few alive intervals, and gets the flows back. Everything is then dropped
+// and collected.
+//
+// What the pair meets is what a first real burst meets, as a real kernel
+// shapes it (model/synthetic.ts): events with and without a mark and
+// synproxy, from packets and from other processes' requests, the host's own
+// flows that the filter drops, tables that grow, a send window that fills,
+// entries unlinked out of order, a lost datagram and its NACK, ALIVE. Each
+// of these, met first in the real daemon, threw away compiled code in the
+// middle of its first burst or resync (`--trace-deopt-verbose` on the sync
+// bench's daemons; bench/README.md). No socket carries a byte: the scratch nodes' control sockets
 // live in a private temporary directory and their event sources listen to no
-// netlink group. It costs ~0.3 s at start (`ctsync -d` returns once the
-// daemon is up all the same: cli/detach.ts) and ~2 MiB of peak RSS at 100k
+// netlink group. It costs ~0.5 s at start (`ctsync -d` returns once the
+// daemon is up all the same: cli/detach.ts) and a few MiB of peak RSS at 100k
 // entries; it cost ~8 MiB, and was off by default, until the compiler's freed
 // zones were returned to the kernel (ops/malloc.ts; bench/README.md).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,15 +34,16 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { MemLink } from '../channel/mem.js';
-import { syntheticFlow } from '../model/synthetic.js';
+import { syntheticDestroy, syntheticFlow, syntheticPortId } from '../model/synthetic.js';
 import type { CtsyncConfig } from '../config/schema.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { AF_INET, type Conntrack, type Expectation } from '../model/conntrack.js';
+import { AF_INET, IPPROTO, IPS, type Conntrack, type Expectation } from '../model/conntrack.js';
 import { writeConntrackAttrs } from '../netlink/ct-codec.js';
 import { CTA } from '../netlink/ct-attrs.js';
 import { beginMessage, endMessage } from '../netlink/message.js';
 import { CT_DELETE, CT_NEW, NLM_F_CREATE, NLM_F_EXCL } from '../netlink/nl-constants.js';
 import { NlWriter } from '../netlink/nlattr.js';
+import { wrU32LE } from '../util/bytes.js';
 import { loadNative } from '../netlink/native.js';
 import { CtsyncError } from '../errors.js';
 import { Daemon } from './daemon.js';
@@ -48,7 +59,7 @@ export interface WarmupOptions {
 }
 
 /** The warm-up's phases, in order. */
-export type WarmupPhase = 'new' | 'resync' | 'commit' | 'update' | 'destroy';
+export type WarmupPhase = 'new' | 'resync' | 'commit' | 'update' | 'destroy' | 'alive' | 'renew';
 
 export interface WarmupReport {
   flows: number;
@@ -70,7 +81,7 @@ export const DEFAULT_WARMUP_FLOWS = 2048;
 /**
  * The warm-up asked for by the environment: CTSYNC_WARMUP unset, empty, `on`
  * or 1 is DEFAULT_WARMUP_FLOWS (the default); 0 or `off` is none (a start
- * ~0.3 s sooner, a first burst compiled on its own time); a larger integer
+ * ~0.5 s sooner, a first burst compiled on its own time); a larger integer
  * is that many flows. Anything else is an error, so a typo does not silently
  * start otherwise than asked.
  */
@@ -84,7 +95,7 @@ export function warmupFlowsFromEnv(value: string | undefined): number {
 
 /** Events per synthetic kernel read: the addon hands over a batch per wakeup. */
 const READ_BATCH = 64;
-/** The whole warm-up gives up waiting after this long (it takes ~0.3 s; a stuck phase must not hold the start). */
+/** The whole warm-up gives up waiting after this long (it takes ~0.5 s; a stuck phase must not hold the start). */
 const DEADLINE_MS = 5_000;
 /**
  * A phase also ends when nothing has moved for this long: a configuration can
@@ -92,6 +103,19 @@ const DEADLINE_MS = 5_000;
  * DESTROY events, DisableExternalCache leaving the external caches empty).
  */
 const STALL_MS = 100;
+/**
+ * The scratch tables' initial buckets: below the flow count, so both caches
+ * grow (twice) during the warm-up. The first growth of a table otherwise came
+ * in the first real burst and threw away the insert path compiled for it.
+ */
+const SCRATCH_HASH_SIZE = 256;
+/** The scratch engines' alive timer: fires between the phases and in the last one, so ALIVE and timer-driven ACKs are compiled too. */
+const SCRATCH_ALIVE_MS = 10;
+/** Resyncs in the resync phase, and the pause before each after the first (the first's compiles finish in it). */
+const RESYNCS = 3;
+const RESYNC_PAUSE_MS = 20;
+/** The pause before each phase after the first (see warmUp). */
+const PHASE_PAUSE_MS = 20;
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -99,7 +123,10 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 export class NullTable implements ConntrackTable {
   readonly portId = 0x7fff_fff0;
   private readonly w = new NlWriter(64 * 1024);
+  /** Entries written so far (the warm-up's measure of progress, with the caches' sizes). */
+  written = 0;
   private done(n: number): Promise<WriteResult> {
+    this.written += n;
     return Promise.resolve({ ok: n, failed: [] });
   }
   dump(): Promise<Conntrack[]> { return Promise.resolve([]); }
@@ -119,22 +146,63 @@ export class NullTable implements ConntrackTable {
   close(): void {}
 }
 
-/** Kernel event reads for flows [0, n): nlmsghdr + nfgenmsg + attributes as ctnetlink sends them. */
-export function warmupReads(n: number, type: number, flags: number, tcpState: number): Buffer[] {
+/**
+ * Kernel event reads for flows [0, n), then `own` (flows of the host itself,
+ * which its filter may drop): nlmsghdr + nfgenmsg + attributes as ctnetlink
+ * sends them, with the port id of the socket that caused the event. DESTROY
+ * events carry what the kernel's do (syntheticDestroy).
+ */
+export function warmupReads(n: number, type: number, flags: number, tcpState: number, own: readonly Conntrack[] = []): Buffer[] {
   const reads: Buffer[] = [];
   const w = new NlWriter(READ_BATCH * 256);
-  for (let k = 0; k < n;) {
+  const total = n + own.length;
+  const half = (n + 1) >>> 1;
+  for (let j = 0; j < total;) {
     w.reset();
-    for (let i = 0; i < READ_BATCH && k < n; i++, k++) {
-      const ct = syntheticFlow(k, tcpState);
+    for (let i = 0; i < READ_BATCH && j < total; i++, j++) {
+      // Flows end in another order than they began (even ones first): the caches then unlink
+      // entries from the middle of their lists, not only the oldest.
+      const k = type !== CT_DELETE || j >= n ? j : j < half ? 2 * j : 2 * (j - half) + 1;
+      const ct = k < n
+        ? (type === CT_DELETE ? syntheticDestroy(k, tcpState) : syntheticFlow(k, tcpState))
+        : (type === CT_DELETE ? destroyOf(own[k - n]!) : own[k - n]!);
       const at = beginMessage(w, type, flags, 0, AF_INET);
-      writeConntrackAttrs(w, ct, 'create'); // DESTROY events carry the whole entry too
+      if (k < n) wrU32LE(w.buf, at + 12, syntheticPortId(k));
+      writeConntrackAttrs(w, ct, 'create');
       w.u32be(CTA.ID, ct.id!);
       endMessage(w, at);
     }
     reads.push(Buffer.from(w.view()));
   }
   return reads;
+}
+
+function destroyOf(ct: Conntrack): Conntrack {
+  const d: Conntrack = { orig: ct.orig, status: ct.status!, timeout: 0, id: ct.id! };
+  if (ct.tcp !== undefined) d.tcp = { state: 7 };
+  return d;
+}
+
+/**
+ * Flows the host itself makes, which a real kernel reports as it reports any
+ * other and a usual Filter drops (Address Ignore lists the firewall's own
+ * addresses): each sync link's datagrams, and loopback traffic. Through the
+ * scratch pair's filter, so the branch that drops an event is compiled too.
+ */
+export function ownFlows(config: CtsyncConfig): Conntrack[] {
+  const status = IPS.SEEN_REPLY | IPS.CONFIRMED;
+  const out: Conntrack[] = [{
+    orig: { l3: AF_INET, src: '127.0.0.1', dst: '127.0.0.1', proto: IPPROTO.TCP, sport: 40000, dport: 25 },
+    status: status | IPS.ASSURED, timeout: 120, id: 0x8000_0001, tcp: { state: 3, wscaleOrig: 7, wscaleReply: 7, flagsOrig: 0x23, flagsReply: 0x23 },
+  }];
+  for (const l of config.sync?.links ?? []) {
+    if (l.ipv4Address === undefined || l.destination === undefined || l.destination.includes(':')) continue;
+    out.push({
+      orig: { l3: AF_INET, src: l.ipv4Address, dst: l.destination, proto: IPPROTO.UDP, sport: l.port, dport: l.port },
+      status, timeout: 120, id: 0x8000_0002 + out.length,
+    });
+  }
+  return out;
 }
 
 /**
@@ -160,13 +228,17 @@ function scratchConfig(config: CtsyncConfig, dir: string, name: string): CtsyncC
   return {
     ...config,
     // Tables sized for the scratch flows, not the real ones (their arrays are the warm-up's memory).
-    general: { ...config.general, hashSize: Math.min(config.general.hashSize, 4096), lockFile: join(dir, `${name}.lock`), unix: { ...config.general.unix, path: join(dir, `${name}.ctl`) } },
-    ctsync: { ...config.ctsync, metrics: null, readyFile: null, notifyFifo: null, reconcileInterval: 0 },
+    // Small buckets: the tables grow during the warm-up, as they do in a first burst.
+    general: { ...config.general, hashSize: Math.min(config.general.hashSize, SCRATCH_HASH_SIZE), lockFile: join(dir, `${name}.lock`), unix: { ...config.general.unix, path: join(dir, `${name}.ctl`) } },
+    // The smallest send window (twice the ACK window): a bulk send of the scratch flows fills it, as a
+    // real one does.
+    ctsync: { ...config.ctsync, metrics: null, readyFile: null, notifyFifo: null, reconcileInterval: 0, sendWindow: 1 },
     ...(config.sync ? { sync: { ...config.sync, startupResync: false } } : {}),
   };
 }
 
 const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Waits for `cond`, turn by turn while `progress()` keeps changing; once it
@@ -199,7 +271,15 @@ async function until(cond: () => boolean, progress: () => number, deadline: numb
 export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Promise<WarmupReport> {
   const flows = opts.flows ?? DEFAULT_WARMUP_FLOWS;
   const log = opts.log ?? silentLogger;
-  const phase = opts.onPhase ?? ((): void => {});
+  const onPhase = opts.onPhase ?? ((): void => {});
+  // Each phase after the first begins after a pause: TurboFan compiles in the background, and
+  // what it had queued by then (its queue is short, and a phase marks more than it holds)
+  // finishes there instead of in the daemon's first real burst.
+  let phases = 0;
+  const phase = async (p: WarmupPhase): Promise<void> => {
+    if (phases++ > 0) await sleep(PHASE_PAUSE_MS);
+    onPhase(p);
+  };
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const dir = mkdtempSync(join(tmpdir(), 'ctsync-warmup-'));
@@ -213,21 +293,23 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
   // thrown away when it dies or the real daemon's object turns up; code that met
   // two is compiled for any, the real daemon's included (measured: 67 functions
   // recompiled during the first burst after a one-way warm-up).
-  const nodes: { d: Daemon; events: NetlinkEvents }[] = [];
+  const nodes: { d: Daemon; events: NetlinkEvents; table: NullTable }[] = [];
   let received = 0;
   let committed = 0;
   try {
     for (const [name, link] of [['a', linkA], ['b', linkB]] as const) {
       // Neither listens to the kernel: it decodes what feed() hands it.
       const events = new NetlinkEvents({ subscribe: false });
-      const d = new Daemon(scratchConfig(config, dir, name), { log, table: new NullTable(), channel: link, events });
-      nodes.push({ d, events });
+      const table = new NullTable();
+      const d = new Daemon(scratchConfig(config, dir, name), { log, table, channel: link, events, aliveIntervalMs: SCRATCH_ALIVE_MS });
+      nodes.push({ d, events, table });
       await d.start();
     }
     const [a, b] = nodes as [typeof nodes[0], typeof nodes[0]];
     const deadline = t0 + DEADLINE_MS;
-    // Anything the pair does shows in its links' datagram counts or its caches.
-    const moved = (): number => linkA.stats().packetsRecv + linkB.stats().packetsRecv +
+    // Entries moving show in the caches or the (null) kernel tables. Not the links' datagram
+    // counts: two peers exchange ACKs on every alive interval, moving or not.
+    const moved = (): number => a.table.written + b.table.written +
       a.d.external.ctSize + b.d.external.ctSize + a.d.internal.size + b.d.internal.size;
     const both = (cond: (d: Daemon, peer: Daemon) => boolean): Promise<boolean> =>
       until(() => cond(a.d, b.d) && cond(b.d, a.d), moved, deadline);
@@ -240,26 +322,47 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
         await turn();
       }
     };
-    phase('new');
-    await feed(warmupReads(flows, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3));
+    const own = ownFlows(config);
+    await phase('new');
+    await feed(warmupReads(flows, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3, own));
     await both(hasPeers);
     received = Math.min(a.d.external.ctSize, b.d.external.ctSize);
-    // A peer's resync request: the bulk path sends the whole cache again.
-    phase('resync');
-    for (const n of nodes) {
-      n.d.flushExternal();
-      n.d.sync.requestResync();
+    // A peer's resync request: the bulk path sends the whole cache again. More than once: the
+    // code compiled during the first is then run, and what it had not met yet (a full send
+    // window) is met and compiled here rather than in the first real resync.
+    await phase('resync');
+    for (let i = 0; i < RESYNCS; i++) {
+      if (i > 0) await sleep(RESYNC_PAUSE_MS);
+      for (const n of nodes) {
+        n.d.flushExternal();
+        n.d.sync.requestResync();
+      }
+      await both(hasPeers);
     }
-    await both(hasPeers);
-    phase('commit');
+    await phase('commit');
     for (const n of nodes) committed += (await n.d.commit()).committed;
-    phase('update');
-    await feed(warmupReads(flows, CT_NEW, 0, 4));
-    phase('destroy');
-    await feed(warmupReads(flows, CT_DELETE, 0, 4));
+    await phase('update');
+    await feed(warmupReads(flows, CT_NEW, 0, 4, own));
+    await phase('destroy');
+    await feed(warmupReads(flows, CT_DELETE, 0, 7, own));
     // Done when the peers have applied every CT_DEL. The acknowledgements of all but the last
-    // window's have released their DEAD entries by then; the last waits for the ALIVE timer (1 s).
+    // window's have released their DEAD entries by then; the last waits for the alive timer.
     await both((d) => d.external.ctSize === 0);
+    // One peer falls silent for a few alive intervals: the other's timer sends an ACK, then ALIVE
+    // (two peers that hear each other exchange ACKs instead, as conntrackd's do), which the silent
+    // one receives. A real daemon sends its first ALIVE a second after it starts; not idle at its
+    // start here, so that the scratch nodes' first data goes out under HELLO, as a real burst's can.
+    await phase('alive');
+    linkB.muted = true;
+    await sleep(3 * SCRATCH_ALIVE_MS);
+    linkB.muted = false;
+    // Flows come back: the tables reuse the slots their deletes freed. Last and as many as the
+    // first phase's: what the one-off steps above threw away is compiled again here, and the
+    // pause after it lets those compiles finish before the daemon starts.
+    await phase('renew');
+    await feed(warmupReads(flows, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3, own));
+    await both(hasPeers);
+    await sleep(PHASE_PAUSE_MS);
   } finally {
     for (const n of nodes) {
       try { await n.d.stop(); } catch { /* scratch */ }

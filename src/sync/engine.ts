@@ -138,9 +138,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.rlog = new RateLimitedLog(this.log, 5000, () => this.clock.now());
     this.seq = new SeqCounter(this.clock);
     this.writer = new DatagramWriter(this.host.maxDatagram, (d) => this.host.send(d), this.host.sendIsDoneOnReturn === true);
-    // bulk and batchAt first change at the first bulk send, the clock readings
-    // at the first datagram or timer: see settleFields.
-    settleFields(this, { mutable: ['bulk', 'batchAt'], double: ['rxAt', 'lastRecvAt', 'aliveDue'] });
+    // bulk and batchAt first change at the first bulk send, the NACK counters at the first loss,
+    // the clock readings at the first datagram or timer: see settleFields.
+    settleFields(this, { mutable: ['bulk', 'batchAt', 'nacksSent', 'nacksRecv'], double: ['rxAt', 'lastRecvAt', 'aliveDue'] });
   }
 
   start(): void {

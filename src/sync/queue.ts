@@ -3,7 +3,7 @@
 // resend queue allocates nothing, and "is it queued, and where" is one field
 // read. An item is in at most one queue at a time.
 import type { CacheObject } from '../cache/types.js';
-import { settleSample } from '../util/shape.js';
+import { objectArray, settleSample } from '../util/shape.js';
 
 /**
  * A queue item: the links every item carries, and the fields of both kinds.
@@ -91,7 +91,7 @@ settleSample(ctlItem(0, 0, 0), { mutable: [] });
  * items make that burst allocate next to nothing.
  */
 export class ItemPool {
-  private readonly free: ObjItem[] = [];
+  private readonly free: ObjItem[] = objectArray<ObjItem>();
 
   constructor(private readonly max: number) {}
 

@@ -23,6 +23,12 @@ export class RecvSeq {
   /** "Packets before": delayed, duplicated or replayed messages dropped. */
   before = 0;
 
+  constructor() {
+    // These first change at the first lost or late message, in the middle of the work a lossy
+    // link brings; a forged seq far ahead adds up to 2^32 (see settleFields).
+    settleFields(this, { mutable: ['before'], double: ['lostQuirk', 'lostActual'] });
+  }
+
   get expected(): number {
     return (this.last + 1) >>> 0;
   }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { warmUp } from '../../src/daemon/warmup.js';
+import { ownFlows, warmUp } from '../../src/daemon/warmup.js';
 import { warmupConfigText } from '../helpers/warmup-config.js';
 
 const dirs: string[] = [];
@@ -27,10 +27,14 @@ describe('JIT warm-up (real addon, scratch daemons in process)', () => {
       const dir = mkdtempSync(join(tmpdir(), 'ctsync-wu-test-'));
       dirs.push(dir);
       const before = new Set(scratchDirs());
-      const r = await warmUp(config(dir, mode), { flows: 1000 });
+      const cfg = config(dir, mode);
+      const r = await warmUp(cfg, { flows: 1000 });
       expect(r.flows).toBe(1000);
-      expect(r.received).toBe(1000);
-      expect(r.committed).toBe(2000);
+      // The host's own flows too: this configuration has no filter to drop them.
+      const own = ownFlows(cfg).length;
+      expect(own).toBe(2);
+      expect(r.received).toBe(1000 + own);
+      expect(r.committed).toBe(2 * (1000 + own));
       expect(r.cpuMs).toBeGreaterThan(0);
       expect(existsSync(join(dir, 'real.lock')) || existsSync(join(dir, 'real.ctl'))).toBe(false);
       expect(scratchDirs().filter((d) => !before.has(d))).toEqual([]);

@@ -3,8 +3,9 @@
 // the decoder for those), and the environment switch must refuse a typo rather
 // than start cold without saying so.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_WARMUP_FLOWS, warmupFlowsFromEnv, warmupReads } from '../../src/daemon/warmup.js';
-import { syntheticFlow } from '../../src/model/synthetic.js';
+import { DEFAULT_WARMUP_FLOWS, ownFlows, warmupFlowsFromEnv, warmupReads } from '../../src/daemon/warmup.js';
+import { syntheticFlow, syntheticPortId } from '../../src/model/synthetic.js';
+import { parseConfig } from '../../src/config/index.js';
 import { CT_DELETE, CT_NEW, NLM_F_CREATE, NLM_F_EXCL } from '../../src/netlink/nl-constants.js';
 import { MessageReader } from '../../src/netlink/message.js';
 import { readConntrack } from '../../src/netlink/ct-codec.js';
@@ -22,6 +23,7 @@ describe('warm-up synthetic events', () => {
       while (r.next()) {
         expect(r.type).toBe(CT_NEW);
         expect(r.flags & (NLM_F_CREATE | NLM_F_EXCL)).not.toBe(0);
+        expect(r.pid).toBe(syntheticPortId(k));
         const ct = readConntrack(buf, r.attrsStart(), r.msgEnd);
         const want = syntheticFlow(k);
         expect(ct.orig).toEqual(want.orig);
@@ -44,16 +46,57 @@ describe('warm-up synthetic events', () => {
     expect(flows.some((f) => f.id! > 2 ** 31)).toBe(true);
     // Never an address a real network uses: the benchmarking range only.
     for (const f of flows) expect(f.orig.src.startsWith('198.18.') && f.orig.dst.startsWith('198.19.')).toBe(true);
+    // Source texts of 13 characters and more, and shorter ones (the decoder treats them apart).
+    expect(flows.some((f) => f.orig.src.length >= 13) && flows.some((f) => f.orig.src.length < 13)).toBe(true);
   });
 
-  it('DESTROY reads carry the whole entry, as the kernel sends it', () => {
-    const [buf] = warmupReads(1, CT_DELETE, 0, 4);
+  it('are shaped as the kernel sends them: created over ctnetlink (mark, synproxy, a port id) or seen in packets (neither)', () => {
+    const flows = Array.from({ length: 40 }, (_, k) => ({ k, f: syntheticFlow(k) }));
+    for (const { k, f } of flows) {
+      const created = f.synproxy !== undefined;
+      expect(syntheticPortId(k) !== 0).toBe(created);
+      if (created) expect(f.mark).toBe(0);
+      // A packet-created flow carries CTA_MARK only when marked.
+      else if (f.mark !== undefined) expect(f.mark).not.toBe(0);
+    }
+    expect(flows.some(({ f }) => !f.synproxy && f.mark === undefined)).toBe(true);
+    expect(flows.some(({ f }) => !f.synproxy && f.mark !== undefined)).toBe(true);
+  });
+
+  it('DESTROY reads carry what the kernel\'s do (state alone, no mark when none), even flows first', () => {
+    const n = 8;
+    const [buf] = warmupReads(n, CT_DELETE, 0, 7);
     const r = new MessageReader().reset(buf!);
-    expect(r.next()).toBe(true);
-    expect(r.type).toBe(CT_DELETE);
-    const ct = readConntrack(buf!, r.attrsStart(), r.msgEnd);
-    expect(ct.reply).toBeDefined();
-    expect(ct.status).toBeDefined();
+    const ks: number[] = [];
+    while (r.next()) {
+      expect(r.type).toBe(CT_DELETE);
+      const ct = readConntrack(buf!, r.attrsStart(), r.msgEnd);
+      const k = ct.orig.proto === IPPROTO.ICMP ? ct.orig.icmpId! : ct.orig.sport! - 1024;
+      ks.push(k);
+      expect(ct.reply).toBeDefined();
+      expect(ct.status).toBeDefined();
+      expect(ct.synproxy).toBeUndefined();
+      const want = syntheticFlow(k);
+      if (want.mark === undefined || want.mark === 0) expect(ct.mark).toBeUndefined();
+      if (want.tcp) expect(ct.tcp).toEqual({ state: 7 });
+    }
+    expect(ks).toEqual([0, 2, 4, 6, 1, 3, 5, 7]);
+  });
+
+  it("add the host's own flows (loopback, each sync link's datagrams) after the synthetic ones", () => {
+    const { config } = parseConfig(`Sync {
+  Mode FTFW { }
+  UDP { IPv4_address 192.0.2.1 IPv4_Destination_Address 192.0.2.2 Port 3780 Interface lo }
+}
+General { LockFile /tmp/x.lock UNIX { Path /tmp/x.ctl } }
+`, 'own.conf');
+    const own = ownFlows(config);
+    expect(own.map((f) => `${f.orig.src}>${f.orig.dst}/${f.orig.proto}`)).toEqual(['127.0.0.1>127.0.0.1/6', '192.0.2.1>192.0.2.2/17']);
+    const reads = warmupReads(3, CT_NEW, 0, 3, own);
+    const r = new MessageReader().reset(reads[0]!);
+    const srcs: string[] = [];
+    while (r.next()) srcs.push(readConntrack(reads[0]!, r.attrsStart(), r.msgEnd).orig.src);
+    expect(srcs.slice(3)).toEqual(['127.0.0.1', '192.0.2.1']);
   });
 });
 
