@@ -607,7 +607,6 @@ export function readConntrack(buf: Buffer, start: number, end: number, dropPlain
   if (start < 0 || end > buf.length || start > end) fail(`region [${start}, ${end}) outside buffer of ${buf.length}`, start);
   let orig: Tuple | undefined;
   let reply: Tuple | undefined;
-  let replyPlain = false;
   let master: Tuple | undefined;
   let status = -1;
   let timeout = -1;
@@ -642,13 +641,7 @@ export function readConntrack(buf: Buffer, start: number, end: number, dropPlain
       case CTA.TUPLE_REPLY:
         parseTuple(buf, p, off + len);
         // The kernel sends the orig tuple first; a plain reply then costs no object (see the doc above).
-        if (dropPlainReply && orig !== undefined && parsedIsPlainReplyOf(orig)) {
-          reply = undefined;
-          replyPlain = true;
-        } else {
-          reply = buildTuple();
-          replyPlain = false;
-        }
+        reply = dropPlainReply && orig !== undefined && parsedIsPlainReplyOf(orig) ? undefined : buildTuple();
         break;
       case CTA.TUPLE_MASTER:
         master = readTuple(buf, p, off + len);
@@ -720,37 +713,31 @@ export function readConntrack(buf: Buffer, start: number, end: number, dropPlain
   }
   if (orig === undefined) fail('conntrack message has no CTA_TUPLE_ORIG', start);
 
-  // The common kernel event (TCP, reply, status, timeout, mark, id, protoinfo,
-  // synproxy, nothing else) is built as one literal: adding its fields one by
-  // one would grow and copy the property store several times per event.
-  if ((reply !== undefined || replyPlain) && status >= 0 && timeout >= 0 && mark >= 0 && zone < 0 && id >= 0 && use < 0 &&
-    labels === undefined && helper === undefined && pTcp !== undefined && pSctp === undefined && pDccp === undefined &&
-    seqO === undefined && seqR === undefined && synproxy !== undefined && cntO === undefined && cntR === undefined &&
-    snatAddr === undefined && snatPort === undefined && dnatAddr === undefined && dnatPort === undefined &&
-    master === undefined) {
-    const tcp = pTcp;
-    pTcp = undefined;
-    return { orig, reply, status, timeout, mark, id, tcp, synproxy };
-  }
-
-  // Fields are added in one fixed order so entries of the same kind share a
-  // hidden class.
-  const ct: Conntrack = { orig };
-  if (reply !== undefined) ct.reply = reply;
-  if (status >= 0) ct.status = status;
-  if (timeout >= 0) ct.timeout = timeout;
-  if (mark >= 0) ct.mark = mark;
+  // Every entry starts as one literal with the fields kernel events usually
+  // carry, set or not (undefined): entries of every protocol, marked or not,
+  // from packets or from other processes' requests share one hidden class, so
+  // the code that reads them (filter, caches, hashes, the wire encoder) stays
+  // monomorphic. Built field by field they had a class per combination, five
+  // and more on a real firewall, and those readers went megamorphic (V8's
+  // --log-ic, bench/README.md). One literal also spares the property store's
+  // growth and copies. Rarer fields follow, in one fixed order.
+  const ct: Conntrack = {
+    orig, reply,
+    status: status >= 0 ? status : undefined,
+    timeout: timeout >= 0 ? timeout : undefined,
+    mark: mark >= 0 ? mark : undefined,
+    id: id >= 0 ? id : undefined,
+    tcp: pTcp,
+    synproxy,
+  };
   if (zone >= 0) ct.zone = zone;
-  if (id >= 0) ct.id = id;
   if (use >= 0) ct.use = use;
   if (labels !== undefined) ct.labels = labels;
   if (helper !== undefined) ct.helper = helper;
-  if (pTcp !== undefined) ct.tcp = pTcp;
   if (pSctp !== undefined) ct.sctp = pSctp;
   if (pDccp !== undefined) ct.dccp = pDccp;
   if (seqO !== undefined) ct.seqAdjOrig = seqO;
   if (seqR !== undefined) ct.seqAdjReply = seqR;
-  if (synproxy !== undefined) ct.synproxy = synproxy;
   if (cntO !== undefined) ct.countersOrig = cntO;
   if (cntR !== undefined) ct.countersReply = cntR;
   if (snatAddr !== undefined) ct.snatAddr = snatAddr;
