@@ -36,7 +36,7 @@ const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const sched = { generalExtra: SCHED_OTHER ? ['Scheduler {', '\tType OTHER', '}'] : ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
   return makeMixedPair(a, b, tag, { a: { ...tail, ...sched }, b: { ...tail, ...sched } });
 };
-import { cpuSeconds, kernelCount, mainThreadCpuSeconds, peakRssMiB, quantile, quietCpu, systemCpuSeconds } from './lib/probe.js';
+import { cpuSeconds, kernelCount, machineCalibMs, mainThreadCpuSeconds, mainThreadSched, udpCounters, peakRssMiB, quantile, quietCpu, systemCpuSeconds } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -67,9 +67,12 @@ const LAT_ROUNDS = QUICK ? 1 : 3;
 /**
  * Rounds of the rows with a CPU or rate target (replicate 100k, its warm twin, bulk resync):
  * alternating daemons, median per figure (`--rounds=N`). One round of each swung by ±30%
- * on this shared host from one run to the next.
+ * on this shared host from one run to the next, and about one ctsync 100k burst in seven ran
+ * at half speed throughout (both daemons, their kernel time, the bench's own creates; no loss,
+ * overrun or UDP drop, the same datagrams, the machine probe normal before and after): five
+ * rounds, so that two such do not make the median.
  */
-const CPU_ROUNDS = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (QUICK ? 1 : 3));
+const CPU_ROUNDS = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (QUICK ? 1 : 5));
 const LAT_WARM_BURST = 20_000;
 const LOSS_N = 10_000;
 const FAILOVERS = QUICK ? 1 : 3;
@@ -224,6 +227,20 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       const mainA0 = mainThreadCpuSeconds(p.a.pid);
       const mainB0 = mainThreadCpuSeconds(p.b.pid);
       let tCreated = 0;
+      const udpA0 = udpCounters(p.a.pid);
+      const udpB0 = udpCounters(p.b.pid);
+      const schedA0 = mainThreadSched(p.a.pid);
+      const schedB0 = mainThreadSched(p.b.pid);
+      // Where the two daemons' main threads run during the burst: on a 2-CPU machine both on one
+      // CPU (real-time, same priority) take turns, and their caches with them.
+      let samples = 0;
+      let sameCpu = 0;
+      const sampler = setInterval(() => {
+        try {
+          samples++;
+          if (mainThreadSched(p.a.pid).cpu === mainThreadSched(p.b.pid).cpu) sameCpu++;
+        } catch { /* gone */ }
+      }, 10);
       const t0 = now();
       const created = client.create(entries).then((r) => {
         tCreated = now();
@@ -231,6 +248,18 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       });
       const w = await waitExternal(p.b, n, { startMs: t0, boundMs: 60_000 + n / 2, stepMs: 20, quietFrom: () => tCreated > 0 });
       await created;
+      clearInterval(sampler);
+      const schedA = mainThreadSched(p.a.pid);
+      const schedB = mainThreadSched(p.b.pid);
+      const udpA = udpCounters(p.a.pid);
+      const udpB = udpCounters(p.b.pid);
+      const sched = {
+        udpInRecv: udpB.inDatagrams - udpB0.inDatagrams, udpDroppedRecv: udpB.rcvbufErrors - udpB0.rcvbufErrors,
+        udpInSend: udpA.inDatagrams - udpA0.inDatagrams, udpDroppedSend: udpA.rcvbufErrors - udpA0.rcvbufErrors,
+        sameCpuShare: samples > 0 ? sameCpu / samples : null, cpuSamples: samples,
+        preemptedSend: schedA.involuntary - schedA0.involuntary, waitedSend: schedA.voluntary - schedA0.voluntary,
+        preemptedRecv: schedB.involuntary - schedB0.involuntary, waitedRecv: schedB.voluntary - schedB0.voluntary,
+      };
       const cpuA = cpuSeconds(p.a.pid) - cpuA0;
       const cpuB = cpuSeconds(p.b.pid) - cpuB0;
       const sysA = systemCpuSeconds(p.a.pid) - sysA0;
@@ -261,12 +290,24 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
         rssSendMiB: peakRssMiB(p.a.pid),
         rssRecvMiB: peakRssMiB(p.b.pid),
         fw1Internal: await p.a.cacheCount('internal'),
+        sched,
+        ...(p.a.kind === 'ctsync' ? { fw1Netlink: netlinkStats(p.a) } : {}),
         ...(lost > 0 ? { diag: await diagnostics(p) } : {}),
       };
     } finally {
       client.close();
     }
   }, keyFile);
+}
+
+/** A ctsync daemon's event-socket counters (-s --json "netlink"): overruns, resyncs with the kernel. */
+function netlinkStats(d: Pair['a']): { overrun: number; resyncWithKernel: number } | null {
+  try {
+    const j = JSON.parse(d.cli(['-s', 'runtime', '--json'], true).stdout) as { netlink?: { overrun: number; resyncWithKernel: number } };
+    return j.netlink ? { overrun: j.netlink.overrun, resyncWithKernel: j.netlink.resyncWithKernel } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** `perf record` of one process, every thread, with the software clock (no hardware counters in VMs). */
@@ -711,8 +752,12 @@ async function each<T>(what: string, fn: (k: DaemonKind) => Promise<T>): Promise
     log(`${what}: ${k} …`);
     const t = now();
     try {
+      // The machine's own speed before and after (see machineCalibMs), for reading a run that
+      // went slow: these have stayed alike around the runs that did so far.
+      const c0 = machineCalibMs();
       out[k] = await fn(k);
-      log(`${what}: ${k} done in ${((now() - t) / 1000).toFixed(1)} s: ${JSON.stringify(out[k])}`);
+      const c1 = machineCalibMs();
+      log(`${what}: ${k} done in ${((now() - t) / 1000).toFixed(1)} s (machine probe ${c0.toFixed(1)} / ${c1.toFixed(1)} ms): ${JSON.stringify(out[k])}`);
     } catch (e) {
       const msg = `${what} / ${k}: ${(e as Error).message}`;
       errors.push(msg);
@@ -739,6 +784,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const load0 = os.loadavg();
   const raw: Record<string, unknown> = {};
+  // Compiled before it measures anything (its first runs are interpreted).
+  for (let i = 0; i < 5; i++) machineCalibMs();
 
   if (wants('repl')) {
     for (const n of SIZES) {

@@ -39,6 +39,24 @@ export function peakRssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** The main thread's context switches so far (voluntary: it waited; involuntary: it was preempted) and the CPU it last ran on. */
+export function mainThreadSched(pid: number): { voluntary: number; involuntary: number; cpu: number } {
+  const st = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  const v = /voluntary_ctxt_switches:\s+(\d+)/.exec(st);
+  const n = /nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st);
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { voluntary: Number(v?.[1] ?? NaN), involuntary: Number(n?.[1] ?? NaN), cpu: Number(f[36]) };
+}
+
+/** UDP counters of the netns `pid` lives in (/proc/<pid>/net/snmp): datagrams in, and those dropped for a full receive buffer. */
+export function udpCounters(pid: number): { inDatagrams: number; rcvbufErrors: number } {
+  const lines = readFileSync(`/proc/${pid}/net/snmp`, 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]!.split(/\s+/);
+  const vals = lines[1]!.split(/\s+/).map(Number);
+  return { inDatagrams: vals[names.indexOf('InDatagrams')]!, rcvbufErrors: vals[names.indexOf('RcvbufErrors')]! };
+}
+
 /**
  * Entries in the conntrack table of the netns `pid` lives in: the "entries"
  * column of /proc/<pid>/net/stat/nf_conntrack (per netns, same on every CPU
@@ -80,4 +98,46 @@ export async function quietCpu(idleShare = 0.85, windowMs = 200, boundMs = 15_00
     if (dt > 0 && (b.idle - a.idle) / dt >= idleShare) return performance.now() - t0;
     if (performance.now() - t0 > boundMs) return performance.now() - t0;
   }
+}
+
+let calibSink = 0;
+/** 64 MiB of dependent-load chains (well beyond this machine's caches), built on first use. */
+let chase: Int32Array | null = null;
+
+/**
+ * This process's time for a fixed piece of work, ms (median of three): an
+ * integer loop and 100k dependent loads spread over 64 MiB. On a shared VM the
+ * host sometimes runs everything slower for seconds at a time (seen: a round's
+ * kernel create time and both daemons' CPU per event doubled, the next round
+ * normal); the daemons' work is memory-bound, so the probe is mostly memory
+ * loads. It measures the machine around a run, whatever the daemons do.
+ */
+export function machineCalibMs(): number {
+  if (chase === null) {
+    const n = 1 << 24;
+    chase = new Int32Array(n);
+    // One cycle through every slot in a random order (Sattolo), from a fixed seed: each load
+    // depends on the previous one and almost none hits a cache.
+    for (let i = 0; i < n; i++) chase[i] = i;
+    let x = 0x2545f491;
+    for (let i = n - 1; i > 0; i--) {
+      x = (Math.imul(x, 1664525) + 1013904223) | 0;
+      const r = (x >>> 0) % i;
+      const v = chase[i]!;
+      chase[i] = chase[r]!;
+      chase[r] = v;
+    }
+  }
+  const a = chase;
+  const t: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    let h = 0x811c9dc5 ^ k;
+    for (let i = 0; i < 500_000; i++) h = Math.imul(h ^ i, 0x01000193);
+    let j = k + 1;
+    for (let i = 0; i < 100_000; i++) j = a[j]!;
+    calibSink ^= h ^ j;
+    t.push(performance.now() - t0);
+  }
+  return t.sort((x, y) => x - y)[1]! + (calibSink === 0.5 ? 1 : 0);
 }
