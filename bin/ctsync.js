@@ -9,11 +9,11 @@
 // thread stalls a fresh daemon's first burst, whose tail behind the kernel
 // went from ~30 ms to 340-400 ms in the 10k replication bench.
 // --concurrent-recompilation-queue-length=64 (default 8): the start-up warm-up
-// (src/daemon/warmup.ts) marks more functions for TurboFan at once than 8; a
-// function marked while the queue is full is not compiled, and was then
-// compiled during the first real burst instead (--trace-opt: 15-25 functions
-// per daemon after the warm-up, 2 with 64). Cold 100k burst, sender + receiver
-// CPU per event: 10.9-11.7 µs -> 9.3-10.3; peak RSS +2-4 MiB.
+// (src/daemon/warmup.ts) marks more functions hot at once than 8; one marked
+// while the queue is full is not compiled, and was compiled in the first real
+// burst instead (--trace-opt). Cold 100k burst, sender + receiver CPU per
+// event, interleaved: the warm-up's changes alone 9.7-12.0 µs, with this flag
+// 9.3-10.3 (the previous build 10.9-11.7); peak RSS +2-4 MiB.
 // V8 reads heap sizes and this queue's length only at start, so the flags must be on the command line;
 // test and bench launchers read them from this line (daemonNodeFlags()).
 import('../dist/src/cli/main.js').then((m) => m.main(process.argv.slice(2))).then(
