@@ -300,11 +300,11 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
   }, keyFile);
 }
 
-/** A ctsync daemon's event-socket counters (-s --json "netlink"): overruns, resyncs with the kernel. */
-function netlinkStats(d: Pair['a']): { overrun: number; resyncWithKernel: number } | null {
+/** A ctsync daemon's event-socket counters (-s runtime --json "netlink"): events, overruns, resyncs with the kernel. */
+function netlinkStats(d: Pair['a']): { eventsReceived: number; overrun: number; resyncWithKernel: number } | null {
   try {
-    const j = JSON.parse(d.cli(['-s', 'runtime', '--json'], true).stdout) as { netlink?: { overrun: number; resyncWithKernel: number } };
-    return j.netlink ? { overrun: j.netlink.overrun, resyncWithKernel: j.netlink.resyncWithKernel } : null;
+    const j = JSON.parse(d.cli(['-s', 'runtime', '--json'], true).stdout) as { netlink?: { eventsReceived: number; overrun: number; resyncWithKernel: number } };
+    return j.netlink ? { eventsReceived: j.netlink.eventsReceived, overrun: j.netlink.overrun, resyncWithKernel: j.netlink.resyncWithKernel } : null;
   } catch {
     return null;
   }
