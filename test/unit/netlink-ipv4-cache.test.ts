@@ -1,7 +1,7 @@
 // The IPv4 text caches of nlattr.ts: decode shares strings, encode and the
 // filter reuse the decoded value, and a cache never changes what text means.
 import { describe, expect, it } from 'vitest';
-import { cachedIpv4, readIpv4, rememberIpv4, writeIpv4 } from '../../src/netlink/nlattr.js';
+import { cachedIpv4, ipv4Value, readIpv4, rememberIpv4, writeIpv4 } from '../../src/netlink/nlattr.js';
 import { parseIPv4 } from '../../src/filter/cidr.js';
 
 const bytes = (...b: number[]): Buffer => Buffer.from(b);
@@ -44,5 +44,21 @@ describe('IPv4 text caches', () => {
     expect(cachedIpv4('')).toBe(-1);
     rememberIpv4('1.2.3.4', 0x01020304);
     expect(cachedIpv4('1.2.3.4')).toBe(0x01020304);
+  });
+
+  it('parses what any dotted quad means and refuses everything else, cached or not', () => {
+    for (let k = 0; k < 5000; k++) {
+      const v = Math.imul(k + 1, 0x9e3779b1) >>> 0;
+      const parts = [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+      expect(ipv4Value(parts.join('.'))).toBe(v);
+      // Leading zeros, up to three digits a part, as the parser always took them.
+      expect(ipv4Value(parts.map((p) => String(p).padStart(3, '0')).join('.'))).toBe(v);
+    }
+    for (const bad of ['1.2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.256', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', ' 1.2.3.4',
+      '1.2.3.0255', '1.2.3.-4', '1,2.3.4', 'a.b.c.d', '1.2.3.4/8', '::1']) {
+      expect(() => ipv4Value(bad), bad).toThrow(TypeError);
+      const out = Buffer.alloc(4);
+      expect(() => writeIpv4(out, 0, bad), bad).toThrow(TypeError);
+    }
   });
 });
