@@ -253,7 +253,7 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       const schedB = mainThreadSched(p.b.pid);
       const udpA = udpCounters(p.a.pid);
       const udpB = udpCounters(p.b.pid);
-      const sched = {
+      const runCounters = {
         udpInRecv: udpB.inDatagrams - udpB0.inDatagrams, udpDroppedRecv: udpB.rcvbufErrors - udpB0.rcvbufErrors,
         udpInSend: udpA.inDatagrams - udpA0.inDatagrams, udpDroppedSend: udpA.rcvbufErrors - udpA0.rcvbufErrors,
         sameCpuShare: samples > 0 ? sameCpu / samples : null, cpuSamples: samples,
@@ -290,7 +290,7 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
         rssSendMiB: peakRssMiB(p.a.pid),
         rssRecvMiB: peakRssMiB(p.b.pid),
         fw1Internal: await p.a.cacheCount('internal'),
-        sched,
+        runCounters,
         ...(p.a.kind === 'ctsync' ? { fw1Netlink: netlinkStats(p.a) } : {}),
         ...(lost > 0 ? { diag: await diagnostics(p) } : {}),
       };

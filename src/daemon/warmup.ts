@@ -22,19 +22,21 @@
 // entries unlinked out of order, a lost datagram and its NACK, ALIVE. Each
 // of these, met first in the real daemon, threw away compiled code in the
 // middle of its first burst or resync (`--trace-deopt-verbose` on the sync
-// bench's daemons; bench/README.md). No socket carries a byte: the scratch nodes' control sockets
-// live in a private temporary directory and their event sources listen to no
-// netlink group. It costs ~0.5 s at start (`ctsync -d` returns once the
-// daemon is up all the same: cli/detach.ts) and a few MiB of peak RSS at 100k
-// entries; it cost ~8 MiB, and was off by default, until the compiler's freed
-// zones were returned to the kernel (ops/malloc.ts; bench/README.md).
+// bench's daemons; bench/README.md).
+//
+// No socket carries a byte: the scratch nodes' control sockets live in a
+// private temporary directory and their event sources listen to no netlink
+// group. It costs ~0.5 s at start (`ctsync -d` returns once the daemon is up
+// all the same: cli/detach.ts) and a few MiB of peak RSS at 100k entries; it
+// cost ~8 MiB, and was off by default, until the compiler's freed zones were
+// returned to the kernel (ops/malloc.ts; bench/README.md).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { MemLink } from '../channel/mem.js';
-import { syntheticDestroy, syntheticFlow, syntheticPortId } from '../model/synthetic.js';
+import { destroyEventOf, syntheticDestroy, syntheticFlow, syntheticPortId } from '../model/synthetic.js';
 import type { CtsyncConfig } from '../config/schema.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { AF_INET, IPPROTO, IPS, type Conntrack, type Expectation } from '../model/conntrack.js';
@@ -165,7 +167,7 @@ export function warmupReads(n: number, type: number, flags: number, tcpState: nu
       const k = type !== CT_DELETE || j >= n ? j : j < half ? 2 * j : 2 * (j - half) + 1;
       const ct = k < n
         ? (type === CT_DELETE ? syntheticDestroy(k, tcpState) : syntheticFlow(k, tcpState))
-        : (type === CT_DELETE ? destroyOf(own[k - n]!) : own[k - n]!);
+        : (type === CT_DELETE ? destroyEventOf(own[k - n]!, tcpState) : own[k - n]!);
       const at = beginMessage(w, type, flags, 0, AF_INET);
       if (k < n) wrU32LE(w.buf, at + 12, syntheticPortId(k));
       writeConntrackAttrs(w, ct, 'create');
@@ -175,12 +177,6 @@ export function warmupReads(n: number, type: number, flags: number, tcpState: nu
     reads.push(Buffer.from(w.view()));
   }
   return reads;
-}
-
-function destroyOf(ct: Conntrack): Conntrack {
-  const d: Conntrack = { orig: ct.orig, status: ct.status!, timeout: 0, id: ct.id! };
-  if (ct.tcp !== undefined) d.tcp = { state: 7 };
-  return d;
 }
 
 /**

@@ -59,15 +59,19 @@ export function syntheticPortId(k: number): number {
 }
 
 /**
- * The DESTROY event of flow k as the kernel sends it: the tuples, status,
+ * The DESTROY event of flow `f` as the kernel sends it: the tuples, status,
  * timeout and id, the protocol state alone, and the mark only when set.
  */
-export function syntheticDestroy(k: number, tcpState = 7): Conntrack {
-  const f = syntheticFlow(k, tcpState);
+export function destroyEventOf(f: Conntrack, tcpState = 7): Conntrack {
   const ct: Conntrack = { orig: f.orig, status: f.status!, timeout: 0, id: f.id! };
   if (f.mark !== undefined && f.mark !== 0) ct.mark = f.mark;
   if (f.tcp !== undefined) ct.tcp = { state: tcpState };
   return ct;
+}
+
+/** The DESTROY event of flow k (destroyEventOf). */
+export function syntheticDestroy(k: number, tcpState = 7): Conntrack {
+  return destroyEventOf(syntheticFlow(k, tcpState), tcpState);
 }
 
 /** Values of k whose flows are one of each kind: ICMP, UDP marked and not, TCP marked, created over ctnetlink, and plain. */
