@@ -7,7 +7,7 @@ import { daemonNodeFlags as topologyFlags, CTSYNC_BIN } from '../helpers/topolog
 
 describe('bin/ctsync.js launcher', () => {
   it('carries the daemon node flags on its shebang line, and test launchers read the same', () => {
-    expect(daemonNodeFlags()).toEqual(['--max-semi-space-size=1', '--concurrent-recompilation-queue-length=64']);
+    expect(daemonNodeFlags()).toEqual(['--max-semi-space-size=1', '--concurrent-recompilation-queue-length=64', '--initial-old-space-size=64']);
     expect(topologyFlags()).toEqual(daemonNodeFlags());
   });
 
