@@ -70,7 +70,7 @@ const LAT_ROUNDS = QUICK ? 1 : 3;
  * on this shared host from one run to the next, and before the launcher's
  * --initial-old-space-size=64 about one ctsync 100k burst in seven ran at half speed throughout
  * (both daemons, their kernel time, the bench's own creates; no loss, overrun or UDP drop, the
- * same datagrams, the machine probe normal before and after; none in 28 since): five rounds, so
+ * same datagrams, the machine probe normal before and after; none in 38 since): five rounds, so
  * that two such runs do not make the median.
  */
 const CPU_ROUNDS = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (QUICK ? 1 : 5));
