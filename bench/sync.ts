@@ -36,7 +36,7 @@ const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const sched = { generalExtra: SCHED_OTHER ? ['Scheduler {', '\tType OTHER', '}'] : ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
   return makeMixedPair(a, b, tag, { a: { ...tail, ...sched }, b: { ...tail, ...sched } });
 };
-import { cpuSeconds, kernelCount, machineCalibMs, mainThreadCpuSeconds, mainThreadSched, udpCounters, peakRssMiB, quantile, quietCpu, systemCpuSeconds } from './lib/probe.js';
+import { cpuSeconds, kernelCount, machineCalibMs, mainThreadCpuSeconds, mainThreadSched, peakRssMiB, quantile, quietCpu, systemCpuSeconds, udpCounters } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');

@@ -169,26 +169,33 @@ function textSlot(s: string): number {
     s.charCodeAt(n - 5) * 0x4a1) & TEXT_MASK;
 }
 
-/** The u32 value of IPv4 text seen recently (decoded or parsed), or -1 when not cached. */
-export function cachedIpv4(s: string): number {
-  const slot = textSlot(s);
+/** The cached u32 of text `s` in its slot, or -1. */
+function cachedAt(slot: number, s: string): number {
   return textKeys[slot] === s && s !== '' ? textVals[slot]! >>> 0 : -1;
 }
 
-/** Records that text `s` is the IPv4 address `v` (u32); `s` must parse to exactly `v`. */
-export function rememberIpv4(s: string, v: number): void {
-  const slot = textSlot(s);
+function rememberAt(slot: number, s: string, v: number): void {
   textKeys[slot] = s;
   textVals[slot] = v | 0;
 }
 
-/** The u32 of IPv4 text (from the text cache when recent); throws TypeError on bad text. */
+/** The u32 value of IPv4 text seen recently (decoded or parsed), or -1 when not cached. */
+export function cachedIpv4(s: string): number {
+  return cachedAt(textSlot(s), s);
+}
+
+/** Records that text `s` is the IPv4 address `v` (u32); `s` must parse to exactly `v`. */
+export function rememberIpv4(s: string, v: number): void {
+  rememberAt(textSlot(s), s, v);
+}
+
+/** The u32 of IPv4 text (from the text cache when recent); throws TypeError on bad text. One slot hash either way. */
 export function ipv4Value(addr: string): number {
   const slot = textSlot(addr);
-  if (textKeys[slot] === addr && addr !== '') return textVals[slot]! >>> 0;
+  const c = cachedAt(slot, addr);
+  if (c >= 0) return c;
   const v = parseIpv4(addr);
-  textKeys[slot] = addr;
-  textVals[slot] = v | 0;
+  rememberAt(slot, addr, v);
   return v;
 }
 
