@@ -182,7 +182,7 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
       const h = this.handler;
       h?.onBatchStart?.();
       try {
-        this.decode(len === undefined ? buf : buf.subarray(0, len));
+        this.decode(buf, len === undefined ? buf.length : len);
       } finally {
         h?.onBatchEnd?.();
       }
@@ -196,8 +196,8 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
     }
   };
 
-  private decode(buf: Buffer): void {
-    const r = this.reader.reset(buf);
+  private decode(buf: Buffer, end: number): void {
+    const r = this.reader.reset(buf, 0, end);
     try {
       while (r.next()) {
         const type = r.type;
