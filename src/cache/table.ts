@@ -72,6 +72,8 @@ export interface CacheEntry<T> extends CacheObject<T> {
   epoch: number;
   /** @internal true while `pins` includes the internal cache's own pin (taken when it reports the object DEAD). */
   cachePin: boolean;
+  src4: number;
+  dst4: number;
 }
 
 /**
@@ -85,14 +87,14 @@ export interface CacheEntry<T> extends CacheObject<T> {
 function newEntry<T>(kind: 'ct' | 'exp', value: T, hash: number, now: number): CacheEntry<T> {
   return {
     kind, value, state: OBJ_STATE.NEW as ObjState, firstSeen: now, lastUpdate: now, sync: null, pins: 0,
-    hash: hash | 0, hnext: null, lprev: null, lnext: null, linked: false, epoch: 0, cachePin: false,
+    hash: hash | 0, hnext: null, lprev: null, lnext: null, linked: false, epoch: 0, cachePin: false, src4: 0, dst4: 0,
   };
 }
 
 // An entry's state first changes at the first DESTROY, its links at the first
 // collision or removal, often in the middle of a burst: see settleFields.
 settleSample(newEntry('ct', null, 0, 0), {
-  mutable: ['value', 'state', 'firstSeen', 'lastUpdate', 'sync', 'pins', 'hnext', 'lprev', 'lnext', 'linked', 'epoch', 'cachePin'],
+  mutable: ['value', 'state', 'firstSeen', 'lastUpdate', 'sync', 'pins', 'hnext', 'lprev', 'lnext', 'linked', 'epoch', 'cachePin', 'src4', 'dst4'],
 });
 
 /** True for an object a CacheTable made (the sync layer hands objects back as CacheObjects). */

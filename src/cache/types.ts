@@ -24,6 +24,13 @@ export interface CacheObject<T = Conntrack | Expectation> {
   sync: unknown;
   /** > 0 while the sync layer still needs this object (a queued CT_DEL); the cache keeps it, hidden. */
   pins: number;
+  /**
+   * Owned by the wire encoder: the orig tuple's IPv4 source and destination as
+   * int32, 0 while not known (wire/conntrack.ts Ipv4Memo). A table's entries
+   * have them from birth; a one-off object may leave them out.
+   */
+  src4?: number;
+  dst4?: number;
 }
 
 /** Counters in the layout of `conntrackd -s cache` (spec ftfw.md §7.3). */

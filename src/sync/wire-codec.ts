@@ -20,7 +20,7 @@ export function createWireCodec(opts: WireCodecOptions = {}): ObjectCodec {
     encode(buf: Buffer, off: number, limit: number, type: number, flags: number, seq: number, obj: CacheObject): number {
       return obj.kind === 'exp'
         ? encodeExpectationMsg(buf, off, type, flags, seq, obj.value as Expectation, encOpts, limit)
-        : encodeConntrackMsg(buf, off, type, flags, seq, obj.value as Conntrack, encOpts, limit);
+        : encodeConntrackMsg(buf, off, type, flags, seq, obj.value as Conntrack, encOpts, limit, obj);
     },
     decode(buf: Buffer, off: number, hdr: NetHdr): Conntrack | Expectation {
       return hdr.type <= MSG.CT_DEL ? decodeConntrackMsg(buf, off, hdr.len) : decodeExpectationMsg(buf, off, hdr.len);

@@ -281,6 +281,15 @@ export function putAddrPair(buf: Buffer, p: number, id: number, v6: boolean, src
   return p + 12;
 }
 
+/** An IPv4 pair whose values are known already (u32 or its int32). */
+export function putIpv4Pair(buf: Buffer, p: number, id: number, src: number, dst: number, limit: number): number {
+  room(p, 12, limit);
+  tlvHeader(buf, p, id, 12);
+  wrU32BE(buf, p + 4, src >>> 0);
+  wrU32BE(buf, p + 8, dst >>> 0);
+  return p + 12;
+}
+
 /** NUL-terminated string; nta_len = 4 + bytes + 1, as conntrackd sends it. */
 export function putString(buf: Buffer, p: number, id: number, s: string, limit: number): number {
   const n = Buffer.byteLength(s);
