@@ -188,31 +188,7 @@ function sameAddr(a: string, b: string, v6: boolean): boolean {
     return scratch.compare(scratch, 0, 16, 16, 32) === 0;
   }
   // Text differs: still compare values, so "010.0.0.1"-style input cannot fake a NAT.
-  return ipv4Value(a) === ipv4Value(b);
-}
-
-/** Dotted quad → u32 without touching a Buffer (hot: runs twice per NAT test). */
-function ipv4Value(s: string): number {
-  let v = 0;
-  let part = 0;
-  let parts = 0;
-  let digits = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46 && digits !== 0 && part <= 255 && parts < 3) {
-      v = v * 256 + part;
-      parts++;
-      part = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      part = part * 10 + (c - 48);
-      digits++;
-    } else {
-      throw new TypeError(`bad IPv4 address: ${s}`);
-    }
-  }
-  if (digits === 0 || parts !== 3 || part > 255) throw new TypeError(`bad IPv4 address: ${s}`);
-  return v * 256 + part;
+  return textIpv4Value(a) === textIpv4Value(b);
 }
 
 function isIcmp(proto: number): boolean {
