@@ -72,6 +72,7 @@ export interface CacheEntry<T> extends CacheObject<T> {
   epoch: number;
   /** @internal true while `pins` includes the internal cache's own pin (taken when it reports the object DEAD). */
   cachePin: boolean;
+  /** Not the table's: the wire encoder's memo (CacheObject.src4), present from birth so every entry keeps one hidden class. */
   src4: number;
   dst4: number;
 }
