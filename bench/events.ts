@@ -14,11 +14,17 @@
 //    cache holds N. Then the receiver's share alone: the sender's datagrams
 //    of that round replayed into a fresh receiver.
 // 3. Lone events after the burst, --gap ms apart: the daemon's own share of
-//    a single flow's latency, and what waking from idle adds to it.
+//    a single flow's latency, and what waking from idle adds to it. With
+//    --evict M, M MiB are written before each one (one byte per cache line):
+//    the caches hold none of the daemon's memory, as after an idle spell on a
+//    shared host, but reproducibly. `--gap 0 --evict 64` came out as slow as
+//    `--gap 5` alone here (25-26 µs; 2.6-2.7 without), `--evict 8` (the L2 and
+//    part of the L3) at 5: what a lone event pays after idling is its memory
+//    traffic from DRAM, so what its path touches is what to make smaller.
 // 4. With --resync R: R bulk resyncs of the burst (the receiver flushes and
 //    asks), both daemons' CPU per entry and the receiver's share alone.
 //
-//   npm run build && node --expose-gc dist/bench/events.js [--n 100000] [--rounds 5] [--singles 300] [--gap 5] [--resync 5]
+//   npm run build && node --expose-gc dist/bench/events.js [--n 100000] [--rounds 5] [--singles 300] [--gap 5] [--evict 64] [--resync 5]
 //   (CTSYNC_PROF=1 node --cpu-prof --expose-gc dist/bench/events.js --rounds 2   for a profile)
 //
 // Figures are CPU time (process.cpuUsage) per event, min and median over the
@@ -47,6 +53,8 @@ const ROUNDS = arg('rounds', 5);
 const SINGLES = arg('singles', 300);
 /** Idle time between lone events, ms (0: back to back, one event-loop turn apart). */
 const GAP_MS = arg('gap', 5);
+/** MiB written before each lone event, evicting the caches (0: none). */
+const EVICT_MIB = arg('evict', 0);
 /** Bulk resync rounds (fw2 -f external, -n) after a warm-up burst; 0: none. */
 const RESYNCS = arg('resync', 0);
 const ns = `ctsevb${process.pid}`;
@@ -176,6 +184,7 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
     await waitFor(() => b.d.external.ctSize >= N, 'warm-up replicated');
     await new Promise((r) => setTimeout(r, 1000));
     const times: LoneTimes = { total: [], decode: [], cache: [], send: [] };
+    const evict = EVICT_MIB > 0 ? new Uint8Array(EVICT_MIB * 1024 * 1024) : null;
     for (let i = 0; i < SINGLES; i++) {
       const m = lone[i]!;
       const t0 = performance.now();
@@ -186,7 +195,10 @@ async function singleEvents(dir: string, batches: Buffer[], lone: Buffer[]): Pro
       times.cache.push((tOut - tIn) * 1000);
       times.send.push((a.ch.lastSendAt - tOut) * 1000);
       if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
-      else await turn();
+      if (evict !== null) {
+        for (let k = 0; k < evict.length; k += 64) evict[k]++;
+        await turn();
+      } else if (GAP_MS === 0) await turn();
     }
     return times;
   } finally {
@@ -306,7 +318,7 @@ async function main(): Promise<void> {
     if (SINGLES > 0) {
       const t = await singleEvents(dir, batches, lone);
       const us = t.total;
-      console.log(`  lone events ${GAP_MS} ms apart, decoder entry → datagram to the link (µs): p50 ${quantileOf(us, 0.5).toFixed(1)}  p99 ${quantileOf(us, 0.99).toFixed(1)}  (${us.length})`);
+      console.log(`  lone events ${GAP_MS} ms apart${EVICT_MIB > 0 ? `, ${EVICT_MIB} MiB written before each` : ''}, decoder entry → datagram to the link (µs): p50 ${quantileOf(us, 0.5).toFixed(1)}  p99 ${quantileOf(us, 0.99).toFixed(1)}  (${us.length})`);
       console.log(`    p50 of its parts: decode and filter ${quantileOf(t.decode, 0.5).toFixed(1)}, cache and queue ${quantileOf(t.cache, 0.5).toFixed(1)}, ` +
         `encode and hand to the link ${quantileOf(t.send, 0.5).toFixed(1)}`);
     }
