@@ -18,7 +18,7 @@
 //    --evict M, M MiB are written before each one (one byte per cache line):
 //    the caches hold none of the daemon's memory, as after an idle spell on a
 //    shared host, but reproducibly. `--gap 0 --evict 64` came out as slow as
-//    `--gap 5` alone here (25-26 µs; 2.6-2.7 without), `--evict 8` (the L2 and
+//    `--gap 5` alone here (23-26 µs p50; 2.6-3.9 without), `--evict 8` (the L2 and
 //    part of the L3) at 5: what a lone event pays after idling is its memory
 //    traffic from DRAM, so what its path touches is what to make smaller.
 // 4. With --resync R: R bulk resyncs of the burst (the receiver flushes and
