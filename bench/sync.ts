@@ -36,7 +36,7 @@ const makePair = (kind: PairKind, tag: string, keyFile?: string): Pair => {
   const sched = { generalExtra: SCHED_OTHER ? ['Scheduler {', '\tType OTHER', '}'] : ['Scheduler {', '\tType RR', '\tPriority 99', '}'] };
   return makeMixedPair(a, b, tag, { a: { ...tail, ...sched }, b: { ...tail, ...sched } });
 };
-import { cpuSeconds, kernelCount, machineCalibMs, mainThreadCpuSeconds, mainThreadSched, peakRssMiB, quantile, quietCpu, systemCpuSeconds, udpCounters } from './lib/probe.js';
+import { cpuSeconds, kernelCount, machineCalibMs, mainThreadCpu, mainThreadCpuSeconds, mainThreadSched, peakRssMiB, quantile, quietCpu, systemCpuSeconds, udpCounters } from './lib/probe.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -254,7 +254,7 @@ async function replicate(kind: PairKind, n: number, keyFile?: string, warm = 0):
       const sampler = setInterval(() => {
         try {
           samples++;
-          if (mainThreadSched(p.a.pid).cpu === mainThreadSched(p.b.pid).cpu) sameCpu++;
+          if (mainThreadCpu(p.a.pid) === mainThreadCpu(p.b.pid)) sameCpu++;
         } catch { /* gone */ }
       }, 10);
       const t0 = now();

@@ -39,14 +39,18 @@ export function peakRssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** The CPU the main thread last ran on (one read of its stat: the bench samples it every 10 ms during a burst). */
+export function mainThreadCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[36]);
+}
+
 /** The main thread's context switches so far (voluntary: it waited; involuntary: it was preempted) and the CPU it last ran on. */
 export function mainThreadSched(pid: number): { voluntary: number; involuntary: number; cpu: number } {
   const st = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
   const v = /voluntary_ctxt_switches:\s+(\d+)/.exec(st);
   const n = /nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st);
-  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { voluntary: Number(v?.[1] ?? NaN), involuntary: Number(n?.[1] ?? NaN), cpu: Number(f[36]) };
+  return { voluntary: Number(v?.[1] ?? NaN), involuntary: Number(n?.[1] ?? NaN), cpu: mainThreadCpu(pid) };
 }
 
 /** UDP counters of the netns `pid` lives in (/proc/<pid>/net/snmp): datagrams in, and those dropped for a full receive buffer. */
@@ -139,5 +143,6 @@ export function machineCalibMs(): number {
     calibSink ^= h ^ j;
     t.push(performance.now() - t0);
   }
+  // The sink is read so the loops' results count (it is an integer: the term is always 0).
   return t.sort((x, y) => x - y)[1]! + (calibSink === 0.5 ? 1 : 0);
 }
