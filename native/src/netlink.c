@@ -26,6 +26,7 @@
 
 #include <node_api.h>
 #include "napi_util.h"
+#include "fastpath.h"
 #include <uv.h>
 
 #define SLOTS 64
@@ -78,6 +79,11 @@ typedef struct {
   size_t ev_len;
   napi_ref ev_ref;
   nl_stats_t st;
+  // The lone-event fast path (fastpath.c), when JS has configured it on this event socket:
+  // its configuration, and the state block JS shares (FPS_* words, held by fstate_ref).
+  fp_conf_t *fast;
+  int32_t *fstate;
+  napi_ref fstate_ref;
 } nl_handle_t;
 
 /* ---------- error helpers ---------- */
@@ -153,6 +159,7 @@ static void handle_free(nl_handle_t *h) {
   free(h->iovs);
   free(h->slots);
   free(h->acc);
+  fp_conf_free(h->fast);
   free(h);
 }
 
@@ -188,8 +195,19 @@ static void handle_stop(nl_handle_t *h) {
   }
 }
 
+static void fast_clear(nl_handle_t *h) {
+  fp_conf_free(h->fast);
+  h->fast = NULL;
+  h->fstate = NULL;
+  if (h->fstate_ref) {
+    napi_delete_reference(h->env, h->fstate_ref);
+    h->fstate_ref = NULL;
+  }
+}
+
 static void handle_close(nl_handle_t *h) {
   handle_stop(h);
+  fast_clear(h);
   if (h->fd >= 0) {
     close(h->fd);
     h->fd = -1;
@@ -364,6 +382,40 @@ static int read_loop(nl_handle_t *h, size_t budget, int *soft, int to_ev) {
   return 0;
 }
 
+// A wakeup that read exactly one message, a NEW event the fast path encodes: its CT_NEW message
+// goes out on the sync link now, before any JS runs. Returns the sequence number used, or -1
+// (JS then handles the event the usual way: its gates were closed, the event was not one this
+// path takes, or the send failed and JS's queueing send takes over).
+static double fast_send(nl_handle_t *h) {
+  int32_t *st = h->fstate;
+  if (!st[FPS_ENGINE] || !st[FPS_DAEMON] || h->ev_len < 20) return -1;
+  const uint8_t *m = (const uint8_t *)h->ev;
+  uint32_t mlen;
+  memcpy(&mlen, m, 4);
+  if (NLMSG_ALIGN(mlen) != h->ev_len) return -1;  // more than one message: a burst, batched by JS
+  uint8_t out[FP_OUT_MAX];
+  uint32_t seq = (uint32_t)st[FPS_SEQ];
+  int len = fp_encode(h->fast, m, mlen, seq, out, sizeof out);
+  if (len <= 0) {
+    if (len == FP_SHAPE || len == FP_MALFORMED) st[FPS_DECLINED]++;
+    return -1;
+  }
+  socklen_t salen;
+  const struct sockaddr *sa = fp_conf_addr(h->fast, &salen);
+  ssize_t n;
+  do {
+    n = sendto(fp_conf_fd(h->fast), out, (size_t)len, MSG_DONTWAIT, sa, salen);
+  } while (n < 0 && errno == EINTR);
+  if (n != len) {
+    st[FPS_SEND_ERR]++;
+    return -1;
+  }
+  st[FPS_SEQ] = (int32_t)(seq + 1);
+  st[FPS_SENT]++;
+  st[FPS_LEN] = len;
+  return (double)seq;
+}
+
 static void poll_cb(uv_poll_t *p, int status, int events) {
   nl_handle_t *h = p->data;
   if (!h || h->fd < 0) return;
@@ -375,12 +427,14 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
   int soft = 0;
   if (!h->ev) return;  // stopped (no persistent buffer): nothing may be read into it
   int fatal = read_loop(h, WAKEUP_BUDGET, &soft, 1);
+  double fast_seq = h->fast && !fatal && !soft && h->ev_len > 0 ? fast_send(h) : -1;
 
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   h->in_callback = 1;
-  // cb(buffer, errno, length): the buffer is the persistent one, valid until the callback returns.
-  napi_value argv[3], cb, result;
+  // cb(buffer, errno, length, fastSeq): the buffer is the persistent one, valid until the callback
+  // returns; fastSeq is the number the fast path sent the read's one event under, or -1.
+  napi_value argv[4], cb, result;
   size_t used = h->ev_len;
   if (used == 0 || !h->ev_ref || napi_get_reference_value(env, h->ev_ref, &argv[0]) != napi_ok || !argv[0]) {
     used = 0;
@@ -388,11 +442,12 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
   }
   napi_create_int32(env, fatal ? fatal : soft, &argv[1]);
   napi_create_double(env, (double)used, &argv[2]);
+  napi_create_double(env, fast_seq, &argv[3]);
   if ((used > 0 || fatal || soft) && h->cb && napi_get_reference_value(env, h->cb, &cb) == napi_ok && cb) {
     // `this` for the callback is the callback itself: the JS side uses none, and
     // napi_get_global (v8::Context::Global) was ~3% of a lone event's time from
     // the wakeup to its datagram's send (perf, cold caches after 5 ms idle).
-    napi_status s = napi_make_callback(env, h->actx, cb, cb, 3, argv, &result);
+    napi_status s = napi_make_callback(env, h->actx, cb, cb, 4, argv, &result);
     if (s == napi_pending_exception) {
       napi_value exc;
       napi_get_and_clear_last_exception(env, &exc);
@@ -745,6 +800,34 @@ static napi_value f_close(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+// fastPath(h, state, conf): the lone-event fast path on this event socket (fastpath.c); state is
+// the Buffer of FPS_WORDS int32 words JS shares, conf the configuration src/daemon/fast-path.ts
+// builds. fastPath(h, null) turns it off.
+static napi_value f_fast_path(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv, NULL)) return NULL;
+  nl_handle_t *h = get_open_handle(env, argv[0]);
+  if (!h) return NULL;
+  if (h->udp) return throw_type(env, "fastPath: not on a UDP socket");
+  if (is_missing(env, argv[1])) {
+    fast_clear(h);
+    return undefined_value(env);
+  }
+  void *state, *conf;
+  size_t state_len, conf_len;
+  if (buffer_arg(env, argv[1], &state, &state_len) || buffer_arg(env, argv[2], &conf, &conf_len))
+    return throw_type(env, "fastPath(h, state, conf): state and conf must be Buffers");
+  if (state_len < FPS_WORDS * 4 || ((uintptr_t)state & 3)) return throw_type(env, "fastPath: state must be 32 aligned bytes");
+  const char *why;
+  fp_conf_t *c = fp_conf_parse(conf, conf_len, &why);
+  if (!c) return throw_type(env, why);
+  fast_clear(h);
+  h->fast = c;
+  h->fstate = state;
+  napi_create_reference(env, argv[1], 1, &h->fstate_ref);
+  return undefined_value(env);
+}
+
 static void set_num(napi_env env, napi_value o, const char *k, double v) {
   napi_value n;
   napi_create_double(env, v, &n);
@@ -866,9 +949,11 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"sendToFd", NULL, f_send_to_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mallocTrim", NULL, f_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mallocMmapThreshold", NULL, f_malloc_mmap_threshold, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fastPath", NULL, f_fast_path, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (aead_register(env, exports) != 0) return NULL;
+  if (fastpath_register(env, exports) != 0) return NULL;
   return exports;
 }
 

@@ -2,7 +2,7 @@
 // datagram socket, the source allow-list, counters, and rate-limited logs.
 // Subclasses only decide how the sockets are opened and where datagrams go.
 import type dgram from 'node:dgram';
-import type { Channel, LinkStatus } from './types.js';
+import type { Channel, DirectTarget, LinkStatus } from './types.js';
 import type { ChannelDeps, LinkConfig } from './index.js';
 import { sysfsLinks, type LinkReader } from './link.js';
 import { newCounters, normalizeAddress, type ChannelCounters } from './udp-util.js';
@@ -127,6 +127,20 @@ export abstract class DatagramChannel implements Channel {
     if (this.queued > 0) this.queued--;
     this.afterSend(err, bytes);
   };
+
+  directTarget(): DirectTarget | null {
+    const f = this.fast;
+    return f === null ? null : { fd: f.fd, dest: f.dest };
+  }
+
+  directReady(): boolean {
+    return this.fast !== null && this.queued === 0;
+  }
+
+  countDirect(bytes: number): void {
+    this.counters.bytesSent += bytes;
+    this.counters.packetsSent++;
+  }
 
   onMessage(cb: MessageCb): void {
     this.cb = cb;

@@ -101,7 +101,7 @@ function createOne(c: LinkConfig, deps: ChannelDeps): Channel {
   }
 }
 
-export type { Channel, ChannelStats, LinkStatus } from './types.js';
+export type { Channel, ChannelStats, DirectTarget, LinkStatus } from './types.js';
 export type { LinkReader, LinkInfo } from './link.js';
 export type { SockoptBinding, SockoptSource } from './sockopt.js';
 export { UdpChannel, type ChannelCounters } from './udp.js';

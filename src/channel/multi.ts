@@ -4,7 +4,7 @@
 // active link's interface stops RUNNING, sending fails over to the next link
 // that is. conntrackd learns link changes from netlink; ctsync polls the
 // interface status on a timer (injected clock), which is cheap (one sysfs read).
-import type { Channel, ChannelStats, LinkStatus } from './types.js';
+import type { Channel, ChannelStats, DirectTarget, LinkStatus } from './types.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
@@ -124,6 +124,19 @@ export class MultiChannel implements Channel {
   }
 
   /** The active link's counters (what plain `-s` prints). */
+  /** One link only: with several, the active one changes under a failover. */
+  directTarget(): DirectTarget | null {
+    return this.links.length === 1 ? this.links[0]!.directTarget?.() ?? null : null;
+  }
+
+  directReady(): boolean {
+    return this.links.length === 1 && this.links[0]!.directReady?.() === true;
+  }
+
+  countDirect(bytes: number): void {
+    this.links[this.active]!.countDirect?.(bytes);
+  }
+
   stats(): ChannelStats {
     return this.links[this.active]!.stats();
   }

@@ -42,4 +42,21 @@ export interface Channel {
   reloadFiles?(): void;
   stats(): ChannelStats;
   status(): LinkStatus;
+  /**
+   * Optional: the sending socket and destination the addon may send on this
+   * link's behalf (the lone-event fast path, src/daemon/fast-path.ts), or null
+   * when the link's datagrams do not go out as they are on one fixed socket
+   * (sealed, TCP, several links, no capable addon).
+   */
+  directTarget?(): DirectTarget | null;
+  /** True while a datagram sent to directTarget() would overtake none of ours still queued. */
+  directReady?(): boolean;
+  /** Counts a datagram the addon sent to directTarget() as this link's. */
+  countDirect?(bytes: number): void;
+}
+
+/** A UDP socket's fd and the struct sockaddr its datagrams go to. */
+export interface DirectTarget {
+  fd: number;
+  dest: Buffer;
 }

@@ -36,7 +36,7 @@ export const REMOVED_KEYWORDS: ReadonlySet<string> = new Set([
 /** Keywords of the ctsync-only `Ctsync { ... }` section. */
 export const CTSYNC_KEYWORDS: ReadonlySet<string> = new Set([
   'Ctsync', 'Metrics', 'IgnoreOwnAddresses', 'KeyFile', 'TLS', 'CAFile', 'CertFile', 'AcceptOnlyPeer',
-  'ReadyFile', 'NotifyFifo', 'PeerTimeout', 'ReconcileInterval', 'SendWindow',
+  'ReadyFile', 'NotifyFifo', 'PeerTimeout', 'ReconcileInterval', 'SendWindow', 'FastPath',
 ]);
 
 /**

@@ -659,6 +659,7 @@ class Parser {
       PeerTimeout: (k) => { x.peerTimeout = this.number(k, 1, 3600); },
       ReconcileInterval: (k) => { x.reconcileInterval = this.number(k, 0, 86400); },
       SendWindow: (k) => { x.sendWindow = this.number(k, 0, 1_000_000); },
+      FastPath: (k) => { x.fastPath = this.bool(k); },
     });
   }
 }

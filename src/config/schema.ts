@@ -140,6 +140,12 @@ export interface CtsyncExtensions {
    * twice ACKWindowSize is used (the peer acknowledges once per window).
    */
   sendWindow: number;
+  /**
+   * FTFW over a plain UDP link: a kernel NEW event read alone is encoded and
+   * sent by the addon before the JS path runs (src/daemon/fast-path.ts).
+   * Default on; off sends every event through the JS path.
+   */
+  fastPath: boolean;
 }
 
 export interface CtsyncConfig {
@@ -176,6 +182,7 @@ export const DEFAULTS = {
   peerTimeout: 5,
   reconcileInterval: 300,
   sendWindow: 4096,
+  fastPath: true,
   maxLinks: 4,
 } as const;
 
@@ -217,7 +224,7 @@ export function defaultGeneral(): GeneralConfig {
 export function defaultCtsync(): CtsyncExtensions {
   return { metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null, acceptOnlyPeer: true, readyFile: null,
     notifyFifo: null, peerTimeout: DEFAULTS.peerTimeout, reconcileInterval: DEFAULTS.reconcileInterval,
-    sendWindow: DEFAULTS.sendWindow };
+    sendWindow: DEFAULTS.sendWindow, fastPath: DEFAULTS.fastPath };
 }
 
 /** Facts about where things were in the file, for whole-file checks. */

@@ -30,6 +30,7 @@ import { NetlinkEvents, NetlinkTable } from './kernel.js';
 import { filterFromConfig, linksFromConfig } from './options.js';
 import type { ConntrackTable, KernelEventHandler, KernelEventSource } from './ports.js';
 import { CommandHandler } from './commands.js';
+import { FastPath } from './fast-path.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -127,6 +128,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   private readonly aliveIntervalMs: number | undefined;
   /** The request socket's netlink port id: kernel events that name it are our own commits, flushes, injections. */
   private readonly ownPortId: number;
+  /** The addon's lone-event fast path, while on (Ctsync { FastPath }, see fast-path.ts). */
+  private fast: FastPath | null = null;
 
   constructor(config: CtsyncConfig, deps: DaemonDeps) {
     super();
@@ -225,12 +228,14 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       this.events.start(this);
       await this.populateFromKernel();
       this.initialDumpDone = true;
+      this.fast = this.openFastPath();
+      this.updateFastGate();
       // Events can be lost without an overrun (a listener-less moment, NetlinkEventsReliable off):
       // a periodic dump-and-reconcile bounds how long the internal cache can stay wrong.
       const every = this.config.ctsync.reconcileInterval;
       if (every > 0) this.periodicTimer = this.clock.setInterval(() => void this.reconcile(), every * 1000);
       this.log.info({
-        mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname,
+        mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname, fastPath: this.fast !== null,
         // Which AES-256-GCM seals the link: 'native' (the addon) or 'node' (Node's crypto, slower).
         ...(this.channel instanceof SecureChannel ? { sealed: this.channel.aeadName } : {}),
       }, 'ctsync started');
@@ -246,6 +251,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     this.reconcileTimer?.cancel();
     this.purgeTimer?.cancel();
     this.periodicTimer?.cancel();
+    this.fast?.close();
+    this.fast = null;
     try { this.sync?.stop(); } catch { /* best effort on the way down */ }
     try { await this.channel.close(); } catch { /* idem */ }
     try { this.events.stop(); } catch { /* idem */ }
@@ -285,6 +292,33 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   reloadFilter(config: CtsyncConfig): void {
     this.config = config;
     this.filter = this.buildFilter();
+    this.fast?.reconfigure(this.fastSettings());
+  }
+
+  /** FTFW with the internal cache, on a link the addon can send on (see fast-path.ts); null otherwise. */
+  private openFastPath(): FastPath | null {
+    if (!this.config.ctsync.fastPath || this.config.sync!.mode !== 'ftfw' || this.bypassInternal) return null;
+    try {
+      return FastPath.open(this.events, this.sync, this.channel, this.fastSettings());
+    } catch (e) {
+      this.log.warn({ err: e }, 'fast path unavailable: every event takes the JS path');
+      return null;
+    }
+  }
+
+  private fastSettings(): { ownPortId: number; filter: CompiledFilter; tcpWindowTracking: boolean; omitTimeout: boolean } {
+    const sync = this.config.sync!;
+    return { ownPortId: this.ownPortId, filter: this.filter, tcpWindowTracking: sync.tcpWindowTracking, omitTimeout: sync.commitTimeout !== undefined };
+  }
+
+  /**
+   * The daemon's half of the fast path's gate: open while the link's socket has nothing of ours
+   * queued and the internal cache has room for the event's entry (a full cache stores nothing,
+   * and nothing would be sent). Written at the end of every kernel read and cache refill.
+   */
+  private updateFastGate(): void {
+    const f = this.fast;
+    if (f !== null) f.gate(this.internal.size < this.internal.limit && this.channel.directReady?.() === true);
   }
 
   // ---- kernel side -------------------------------------------------------
@@ -303,6 +337,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       for (const exp of await this.table.dumpExpectations()) this.internalExp.populate(exp);
     }
     this.kernel.resyncWithKernel++;
+    this.updateFastGate();
     return n;
   }
 
@@ -354,6 +389,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
 
   onBatchEnd(): void {
     this.sync?.endBatch?.();
+    this.updateFastGate();
+  }
+
+  onFastSent(seq: number): void {
+    this.fast?.sent(seq);
   }
 
   /** Events were lost: dump the table and reconcile, never more than once a second. */
@@ -386,6 +426,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
         if (opts.afterCommit) this.mirrorCommitted(entries, since);
         const r = this.internal.reconcile(entries, { since });
         this.kernel.resyncWithKernel++;
+        this.updateFastGate();
         if (opts.afterCommit) this.log.debug({ ...r }, 'internal cache resynced with the kernel table after a commit');
         else this.log.info({ ...r }, 'internal cache reconciled with the kernel table');
       } catch (e) {

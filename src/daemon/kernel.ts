@@ -104,6 +104,7 @@ export class NetlinkEvents implements KernelEventSource {
           }
         },
         onBatchStart: () => this.target?.onBatchStart?.(),
+        onFastSent: (seq) => this.target?.onFastSent?.(seq),
         onBatchEnd: () => {
           try {
             this.target?.onBatchEnd?.();
@@ -142,6 +143,10 @@ export class NetlinkEvents implements KernelEventSource {
 
   muteNew(): boolean {
     return this.listener.muteNew();
+  }
+
+  fastPath(state: Buffer | null, conf?: Buffer): boolean {
+    return this.listener.fastPath(state, conf);
   }
 
   unmuteNew(): void {

@@ -46,6 +46,8 @@ export interface KernelEventHandler {
   /** Around the events of one read from the kernel (optional for sources that deliver one by one). */
   onBatchStart?(): void;
   onBatchEnd?(): void;
+  /** The read's one event already went to the peer as sequence number `seq` (the addon's fast path). */
+  onFastSent?(seq: number): void;
 }
 
 export interface EventSourceStats {
@@ -69,4 +71,10 @@ export interface KernelEventSource {
    */
   muteNew?(): boolean;
   unmuteNew?(): void;
+  /**
+   * The addon's lone-event fast path (src/daemon/fast-path.ts): `state` the
+   * shared block, `conf` its configuration; null ends it. False when the
+   * source cannot (a fake, an addon without it). Optional.
+   */
+  fastPath?(state: Buffer | null, conf?: Buffer): boolean;
 }

@@ -34,6 +34,10 @@ export function buildStatsSnapshot(d: Daemon, opts: { rsqueue?: boolean } = {}):
         badSize: recv.badSize,
       },
       sendMalformed: sync.sendMalformed ?? 0,
+      fastPath: {
+        sent: sync.fastAdopted ?? 0, orphan: sync.fastOrphans ?? 0, declined: sync.fastDeclined ?? 0,
+        sendError: sync.fastSendErrors ?? 0,
+      },
     },
     seq: { lost: sync.seqLost, before: sync.seqBefore },
     uptimeSec: Math.floor((d.clock.now() - d.startedAt) / 1000),

@@ -79,6 +79,24 @@ export function localAddresses(): string[] {
 
 const NO = -1; // section not configured (conntrackd's logic -1)
 
+/**
+ * Everything accepts() reads for an IPv4 flow, for the addon's fast path
+ * (native/src/fastpath.c), which decides as accepts() does. Logics are -1 for
+ * a section not configured, 1 for Accept, 0 for Ignore; addresses are
+ * signed words (`v | 0`), nets (net, mask) pairs.
+ */
+export interface Ipv4FilterSpec {
+  protoLogic: number;
+  protoMap: Uint8Array;
+  addrLogic: number;
+  quirk: boolean;
+  nets4: Int32Array;
+  hosts4: number[];
+  own4: number[];
+  stateLogic: number;
+  stateBits: number;
+}
+
 /** A 4-word address set with a tiny open hash, so a host lookup is not a scan. */
 class Ip6Set {
   private words = new Uint32Array(0);
@@ -222,6 +240,13 @@ export class CompiledFilter {
       if ((hit ^ this.stateLogic) !== 0) return false;
     }
     return true;
+  }
+
+  ipv4Spec(): Ipv4FilterSpec {
+    return {
+      protoLogic: this.protoLogic, protoMap: this.protoMap, addrLogic: this.addrLogic, quirk: this.quirk,
+      nets4: this.nets4, hosts4: [...this.hosts4], own4: [...this.own4], stateLogic: this.stateLogic, stateBits: this.stateBits,
+    };
   }
 
   private address4(a: number, b: number): boolean {

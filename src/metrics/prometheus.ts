@@ -157,6 +157,11 @@ export class PrometheusMetrics implements Metrics {
       (s) => Object.entries(s.sync.malformed).map(([reason, v]) => [{ reason }, v]));
     this.counter('ctsync_send_malformed_total', 'Local objects that could not be encoded for the peer (dropped).', [],
       (s) => one(s.sync.sendMalformed));
+    this.counter('ctsync_fast_path_total',
+      'Lone kernel NEW events and the addon\'s fast path: result="sent" sent by it before the JS path ran, "declined" ' +
+      'left to the JS path (a shape it does not encode), "send_error" its send failed (the JS path sent it), "orphan" ' +
+      'sent by it but not taken by the JS path (should stay 0).', ['result'],
+      (s) => Object.entries(s.sync.fastPath).map(([result, v]) => [{ result }, v]));
 
     // --- kernel side
     this.counter('ctsync_netlink_events_total', 'Conntrack events received from the kernel, by kind.', ['kind'],

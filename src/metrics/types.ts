@@ -75,6 +75,8 @@ export interface SyncSnapshot {
   malformed: Record<string, number>;
   /** Objects we could not encode (dropped before sending). */
   sendMalformed: number;
+  /** The addon's lone-event fast path: sent (and filed), orphan, declined (left to JS), send_error. */
+  fastPath: Record<string, number>;
 }
 
 export interface NetlinkSnapshot {
@@ -169,6 +171,9 @@ export function syncSnapshotFrom(st: SyncStats, x: SyncExtras): SyncSnapshot {
     peerRestarts: st.peerRestarts,
     malformed,
     sendMalformed: st.sendMalformed ?? 0,
+    fastPath: {
+      sent: st.fastAdopted ?? 0, orphan: st.fastOrphans ?? 0, declined: st.fastDeclined ?? 0, send_error: st.fastSendErrors ?? 0,
+    },
   };
 }
 

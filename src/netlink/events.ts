@@ -53,6 +53,12 @@ export interface CtEventHandler {
   /** Around each batch of events read in one wakeup (what the owner may act on once per batch). */
   onBatchStart?(): void;
   onBatchEnd?(): void;
+  /**
+   * The addon's fast path already sent the batch's one event to the peer, as
+   * sequence number `seq` (src/daemon/fast-path.ts); called after
+   * onBatchStart, before the event itself.
+   */
+  onFastSent?(seq: number): void;
 }
 
 export interface OverrunInfo {
@@ -170,6 +176,11 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
     return this.sock.stats();
   }
 
+  /** Configures (or, with null, ends) the addon's lone-event fast path on this socket; false without addon support. */
+  fastPath(state: Buffer | null, conf?: Buffer): boolean {
+    return this.sock.fastPath(state, conf);
+  }
+
   /**
    * Processes one batch of packed datagrams. Public so a test or a bench can
    * feed recorded bytes; the addon calls it once per wakeup with its one
@@ -177,11 +188,12 @@ export class CtEventListener extends EventEmitter<CtEventMap> {
    * during this call, so decoding must copy whatever it keeps (ct-codec
    * copies labels; strings and numbers are copies by nature).
    */
-  readonly onData = (buf: Buffer | null, errno: number, len?: number): void => {
+  readonly onData = (buf: Buffer | null, errno: number, len?: number, fastSeq?: number): void => {
     if (buf) {
       const h = this.handler;
       h?.onBatchStart?.();
       try {
+        if (fastSeq !== undefined && fastSeq >= 0) h?.onFastSent?.(fastSeq);
         this.decode(buf, len === undefined ? buf.length : len);
       } finally {
         h?.onBatchEnd?.();

@@ -25,8 +25,10 @@ export interface NativeStats {
  * Called once per wakeup with all datagrams read, packed back to back into the
  * socket's persistent buffer: only its first `len` bytes are this wakeup's, and
  * only until the callback returns. errno is 0, ENOBUFS, EMSGSIZE or a fatal errno.
+ * `fastSeq`: on an event socket with the fast path on, the sequence number the
+ * addon sent the read's one event under (src/daemon/fast-path.ts), else -1.
  */
-export type NativeReadCallback = (buf: Buffer | null, errno: number, len?: number) => void;
+export type NativeReadCallback = (buf: Buffer | null, errno: number, len?: number, fastSeq?: number) => void;
 
 export interface NativeBinding {
   open(protocol: number, netnsPath?: string | null): NativeHandle;
@@ -50,6 +52,13 @@ export interface NativeBinding {
   mallocTrim?(): boolean;
   /** mallopt(M_MMAP_THRESHOLD, bytes) (see ops/malloc.ts); true if glibc took it. Absent in older builds. */
   mallocMmapThreshold?(bytes: number): boolean;
+  /**
+   * The lone-event fast path on an event socket (src/daemon/fast-path.ts): `state` is the shared
+   * block of int32 words, `conf` the configuration; `state` null turns it off. Absent in older builds.
+   */
+  fastPath?(h: NativeHandle, state: Buffer | null, conf?: Buffer): void;
+  /** The fast path's encoder alone: the CT_NEW message for one netlink message, its length or a negative refusal. */
+  fastEncode?(conf: Buffer, msg: Buffer, seq: number, out: Buffer): number;
   /** AES-256-GCM session key (32 bytes) for gcmSeal/gcmOpen (src/channel/aead.ts). Absent without OpenSSL's headers. */
   gcmKey?(key: Buffer): unknown;
   /** Encrypts buf[aadLen, +len) in place and writes the 16-byte tag after it. */
@@ -104,12 +113,12 @@ function asJsBuffer(b: Buffer): Buffer {
 function jsBufferCallback(cb: NativeReadCallback): NativeReadCallback {
   let raw: Buffer | null = null;
   let view: Buffer | null = null;
-  return (buf, errno, len) => {
+  return (buf, errno, len, fastSeq) => {
     if (buf !== null && buf !== raw) {
       raw = buf;
       view = asJsBuffer(buf);
     }
-    cb(buf === null ? null : view, errno, len);
+    cb(buf === null ? null : view, errno, len, fastSeq);
   };
 }
 

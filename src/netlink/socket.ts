@@ -96,6 +96,18 @@ export class NlSocket {
     if (this.handle) this.binding.stop(this.handle);
   }
 
+  /** The addon's lone-event fast path on this socket (see NativeBinding.fastPath); false when the addon has none. */
+  fastPath(state: Buffer | null, conf?: Buffer): boolean {
+    const b = this.binding;
+    if (typeof b.fastPath !== 'function') return false;
+    try {
+      b.fastPath(this.h(), state, conf);
+    } catch (e) {
+      throw wrap(e, 'fastPath', {});
+    }
+    return true;
+  }
+
   stats(): NativeStats {
     return this.binding.stats(this.h());
   }

@@ -23,7 +23,7 @@ import { AgeIndex } from './age.js';
 import { ctlItem, isObjItem, ItemPool, SyncQueue, type ObjItem, type SyncItem } from './queue.js';
 import { PeerSession, RecvSeq, type PeerSource } from './recv-seq.js';
 import { DatagramWriter, SeqCounter, type MessageSource } from './tx.js';
-import type { SyncHost, SyncStats } from './types.js';
+import { FAST_STATE, type SyncHost, type SyncStats } from './types.js';
 
 /** conntrackd's ALIVE_INT (hard-coded 1 s). */
 export const ALIVE_INTERVAL_MS = 1000;
@@ -62,6 +62,10 @@ export interface EngineStats extends SyncStats {
   datagramsSent: number;
   /** Datagrams received while not started. */
   ignoredStopped: number;
+  fastAdopted: number;
+  fastOrphans: number;
+  fastDeclined: number;
+  fastSendErrors: number;
   /** Receive-side framing counters (-s network "recv:"). */
   recv: RecvCounters;
 }
@@ -114,6 +118,12 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   private inBatch = false;
   private batchKicked = false;
   protected running = false;
+  /** The fast path's shared state block (FAST_STATE words), while attached. */
+  private fast: Int32Array | null = null;
+  /** The number the fast path sent the current batch's event under, -1 when none (see adoptFast). */
+  private fastSeq = -1;
+  private fastAdopted = 0;
+  private fastOrphans = 0;
 
   protected msgsSent = 0;
   protected msgsRecv = 0;
@@ -140,7 +150,10 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.writer = new DatagramWriter(this.host.maxDatagram, (d) => this.host.send(d), this.host.sendIsDoneOnReturn === true);
     // bulk and batchAt first change at the first bulk send, the NACK counters at the first loss,
     // the clock readings at the first datagram or timer: see settleFields.
-    settleFields(this, { mutable: ['bulk', 'batchAt', 'nacksSent', 'nacksRecv'], double: ['rxAt', 'lastRecvAt', 'aliveDue'] });
+    settleFields(this, {
+      mutable: ['bulk', 'batchAt', 'nacksSent', 'nacksRecv', 'fast', 'fastAdopted', 'fastOrphans'],
+      double: ['rxAt', 'lastRecvAt', 'aliveDue', 'fastSeq'],
+    });
   }
 
   start(): void {
@@ -149,10 +162,12 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.armAlive();
     if (this.startupResync) this.requestResync();
     if (this.hasBacklog()) this.kick();
+    this.updateFastGate();
   }
 
   stop(): void {
     this.running = false;
+    this.updateFastGate();
     this.aliveTimer?.cancel();
     this.aliveTimer = null;
     this.writer.flush();
@@ -161,8 +176,70 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   }
 
   enqueue(obj: CacheObject): void {
+    if (this.fastSeq >= 0 && this.adoptFast(obj)) return;
     this.queueObject(obj);
     this.kick();
+  }
+
+  // ---- the addon's fast path ----
+
+  attachFastPath(state: Int32Array | null): void {
+    this.fast = state;
+    this.seq.share(state, FAST_STATE.SEQ);
+    this.updateFastGate();
+  }
+
+  fastSent(seq: number): void {
+    this.fastSeq = seq;
+  }
+
+  /**
+   * May a data message go out now, with nothing of ours ahead of it? The
+   * mode decides; by default never (the gate stays closed).
+   */
+  protected fastAllowed(): boolean {
+    return false;
+  }
+
+  /** Writes the engine's gate word: after every round and every received datagram, closed by every kick. */
+  private updateFastGate(): void {
+    const f = this.fast;
+    if (f !== null) f[FAST_STATE.ENGINE] = this.running && this.fastAllowed() ? 1 : 0;
+  }
+
+  /**
+   * The batch's one event went out through the fast path as `fastSeq`, and
+   * `obj` is what the internal cache made of it: file it as sendItem() would
+   * have, so ACKs release it and NACKs resend it. It carries the newest state,
+   * so an older one still queued or waiting for its ACK is superseded. Only a
+   * NEW conntrack can be the fast path's message; anything else (a cache that
+   * disagreed) is counted, and the JS path sends it as usual.
+   */
+  private adoptFast(obj: CacheObject): boolean {
+    const seq = this.fastSeq;
+    this.fastSeq = -1;
+    if (obj.kind !== 'ct' || obj.state !== OBJ_STATE.NEW) {
+      this.fastOrphan(seq);
+      return false;
+    }
+    const it = this.items.of(obj);
+    const fresh = it.owner === null;
+    it.owner?.remove(it);
+    this.pin(it);
+    if (fresh) this.entered(it);
+    it.seq = seq;
+    this.msgsSent++;
+    this.writer.datagramsSent++;
+    this.fastAdopted++;
+    this.afterSend(it, 0);
+    this.armAlive();
+    return true;
+  }
+
+  private fastOrphan(seq: number): void {
+    this.fastOrphans++;
+    this.rlog.warn('fast-orphan', { seq, orphans: this.fastOrphans },
+      'the fast path sent an event the JS path did not take as a new flow');
   }
 
   /** Puts `obj` in the tx queue (or leaves it where it waits already); no transmit round is scheduled. */
@@ -244,6 +321,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
       this.rlog.error('sync-recv', { err }, 'sync receive failed');
     } finally {
       this.cur = EMPTY;
+      this.updateFastGate();
     }
   }
 
@@ -322,6 +400,9 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   }
 
   protected kick(): void {
+    // Something waits to go out: nothing may overtake it until the round that sends it.
+    const f = this.fast;
+    if (f !== null) f[FAST_STATE.ENGINE] = 0;
     if (this.scheduled || !this.running) return;
     if (this.inBatch) {
       this.batchKicked = true;
@@ -337,6 +418,11 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
 
   endBatch(): void {
     this.inBatch = false;
+    if (this.fastSeq >= 0) {
+      // Sent, and the JS path filed nothing for it (filtered, no room, a decode error).
+      this.fastOrphan(this.fastSeq);
+      this.fastSeq = -1;
+    }
     if (!this.batchKicked) return;
     this.batchKicked = false;
     if (this.running && !this.scheduled) this.transmit();
@@ -364,6 +450,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     this.writer.flush();
     this.armAlive();
     if (!held && this.bulk !== null) this.kick();
+    else this.updateFastGate();
   }
 
   /** Sends the tx queue in order; returns true if the mode held data back. */
@@ -532,6 +619,10 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
       hostErrors: this.hostErrors + this.writer.sendErrors,
       datagramsSent: this.writer.datagramsSent,
       ignoredStopped: this.ignoredStopped,
+      fastAdopted: this.fastAdopted,
+      fastOrphans: this.fastOrphans,
+      fastDeclined: this.fast?.[FAST_STATE.DECLINED] ?? 0,
+      fastSendErrors: this.fast?.[FAST_STATE.SEND_ERR] ?? 0,
       recv: { ...this.recvCounters },
     };
   }

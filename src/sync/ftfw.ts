@@ -143,6 +143,15 @@ export class Ftfw extends SyncEngine implements SyncMode {
     return true;
   }
 
+  /**
+   * The fast path's messages carry no flags and overtake nothing: only once
+   * our HELLO is answered with no HELLO_BACK owed, and with nothing queued
+   * (which also means no bulk send and an open send window).
+   */
+  protected override fastAllowed(): boolean {
+    return this.helloState === HELLO_DONE && !this.sayHelloBack && this.tx.len === 0 && !this.bulkPending;
+  }
+
   protected extraFlags(): number {
     let f = 0;
     if (this.helloState !== HELLO_DONE) f |= FLAG.HELLO;

@@ -8,7 +8,12 @@ import { CtsyncError, WireError } from '../errors.js';
  * time of the first stamp (as conntrackd does), wrapping mod 2^32.
  */
 export class SeqCounter {
-  private cur = 0;
+  /**
+   * The counter's word, as int32: its own, or a word of the state block the
+   * addon's fast path shares (share()), which numbers its messages from it.
+   */
+  private cell: Int32Array = new Int32Array(1);
+  private at = 0;
   private seeded = false;
 
   constructor(private readonly clock: Clock) {}
@@ -17,14 +22,22 @@ export class SeqCounter {
   peek(): number {
     if (!this.seeded) {
       this.seeded = true;
-      this.cur = this.clock.unixSeconds() >>> 0;
+      this.cell[this.at] = this.clock.unixSeconds() | 0;
     }
-    return this.cur;
+    return this.cell[this.at]! >>> 0;
   }
 
   /** Consumes the number returned by peek(): call once the message is really written. */
   advance(): void {
-    this.cur = (this.cur + 1) >>> 0;
+    this.cell[this.at] = (this.cell[this.at]! + 1) | 0;
+  }
+
+  /** Moves the counter into cell[at] (the fast path's state block), keeping its value; null moves it back. */
+  share(cell: Int32Array | null, at = 0): void {
+    const v = this.cell[this.at]!;
+    this.cell = cell ?? new Int32Array(1);
+    this.at = cell === null ? 0 : at;
+    this.cell[this.at] = v;
   }
 }
 

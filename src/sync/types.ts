@@ -63,6 +63,15 @@ export interface SyncStats {
   /** Exceptions thrown by SyncHost callbacks, caught and counted. */
   hostErrors?: number;
   datagramsSent?: number;
+  /**
+   * The addon's fast path (src/daemon/fast-path.ts): messages it sent that the
+   * engine filed, ones it sent that the JS path did not take (should stay 0),
+   * lone NEW events of a shape it leaves to JS, and sends that failed (JS sent those).
+   */
+  fastAdopted?: number;
+  fastOrphans?: number;
+  fastDeclined?: number;
+  fastSendErrors?: number;
   /** -s network "recv:" framing counters (the mode walks each datagram, ftfw.md §1.7). */
   recv?: RecvCounters;
 }
@@ -101,4 +110,33 @@ export interface SyncMode {
    */
   beginBatch?(): void;
   endBatch?(): void;
+  /**
+   * Additive: the addon's lone-event fast path (src/daemon/fast-path.ts) sends
+   * through this engine's sequence. `state` is the block of FAST_STATE words
+   * it shares with the addon: the engine's counter moves into it, and the
+   * engine keeps its gate word saying whether a data message may go out now.
+   * null detaches. Modes that cannot take part leave the gate closed.
+   */
+  attachFastPath?(state: Int32Array | null): void;
+  /** The coming batch's one event was sent by the fast path as `seq`: its enqueue files it as sent (adoption). */
+  fastSent?(seq: number): void;
 }
+
+/**
+ * Words of the state block shared with the addon's fast path, in the order
+ * native/src/fastpath.h numbers them (FPS_*). Int32 words, host order.
+ */
+export const FAST_STATE = {
+  /** Written by the sync engine: 1 while a data message may go out at once. */
+  ENGINE: 0,
+  /** The sync engine's sequence counter (the next number, as u32). */
+  SEQ: 1,
+  /** Written by the addon: messages it sent, the length of the last, lone NEW events it left to JS, failed sends. */
+  SENT: 2,
+  LEN: 3,
+  DECLINED: 4,
+  SEND_ERR: 5,
+  /** Written by the daemon: 1 while the link and the internal cache let the fast path run. */
+  DAEMON: 6,
+  WORDS: 8,
+} as const;

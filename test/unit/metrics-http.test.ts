@@ -13,7 +13,7 @@ function snapshot(): MetricsSnapshot {
       mode: 'ftfw', oldestUnackedAgeMs: 0, lastRecvAgeMs: null, lastAliveAgeMs: null, helloDone: false, resyncPending: true,
       rsQueueLen: 0, rsQueueMax: 0, rsQueueOverflow: 0, txQueueLen: 0, msgsSent: 0, msgsRecv: 0, nacksSent: 0, nacksRecv: 0,
       acksSent: 0, acksRecv: 0, resends: 0, seqLost: 0, seqLostActual: 0, seqBefore: 0, peerRestarts: 0, malformed: {},
-      sendMalformed: 0,
+      sendMalformed: 0, fastPath: {},
     },
     netlink: { events: {}, eventsFiltered: 0, overruns: 0, resyncs: 0 },
     cache: { internal: { active: 0, limit: 0, noSpace: 0 }, external: { active: 0, limit: 0, noSpace: 0 } },

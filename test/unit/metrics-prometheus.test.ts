@@ -19,7 +19,7 @@ function baseSnapshot(): MetricsSnapshot {
       mode: 'ftfw', oldestUnackedAgeMs: 0, lastRecvAgeMs: 200, lastAliveAgeMs: 800, helloDone: true, resyncPending: false,
       rsQueueLen: 0, rsQueueMax: 131072, rsQueueOverflow: 0, txQueueLen: 0, msgsSent: 100, msgsRecv: 90,
       nacksSent: 0, nacksRecv: 0, acksSent: 5, acksRecv: 6, resends: 0, seqLost: 0, seqLostActual: 0, seqBefore: 0,
-      peerRestarts: 0, malformed: { badVersion: 0, badSize: 0 }, sendMalformed: 0,
+      peerRestarts: 0, malformed: { badVersion: 0, badSize: 0 }, sendMalformed: 0, fastPath: { sent: 3, orphan: 0, declined: 1, send_error: 0 },
     },
     netlink: { events: { new: 10, update: 20, destroy: 5 }, eventsFiltered: 3, overruns: 0, resyncs: 0 },
     cache: { internal: { active: 42, limit: 262144, noSpace: 0 }, external: { active: 40, limit: 262144, noSpace: 0 } },

@@ -39,7 +39,10 @@ export function statsToJson(s: StatsSnapshot, section: StatsSection = 'all'): Re
       messages: { malformed: s.network.recv.malformed, lost: s.seq.lost },
     }),
     network: () => ({
-      network: { recv: { ...s.network.recv }, send: { malformed: s.network.sendMalformed } },
+      network: {
+        recv: { ...s.network.recv },
+        send: { malformed: s.network.sendMalformed, ...(s.network.fastPath ? { fastPath: { ...s.network.fastPath } } : {}) },
+      },
       sequence: { lost: s.seq.lost, before: s.seq.before },
       channel: linkJson(s.channel),
     }),

@@ -85,7 +85,12 @@ export interface StatsSnapshot {
   traffic: { bytes: number; packets: number };
   /** The active sync link (its header line and counters appear in -s and -s network). */
   channel: LinkSnapshot;
-  network: { recv: NetworkRecvCounters; sendMalformed: number };
+  network: {
+    recv: NetworkRecvCounters;
+    sendMalformed: number;
+    /** The addon's lone-event fast path (--json only): sent, orphan, declined, sendError. */
+    fastPath?: { sent: number; orphan: number; declined: number; sendError: number };
+  };
   /** Sequence tracking: "Packets lost" (also "Lost msgs" of -s) and "Packets before". */
   seq: { lost: number; before: number };
   uptimeSec: number;
