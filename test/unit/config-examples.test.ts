@@ -149,7 +149,7 @@ describe('spec vectors config (node A)', () => {
     ]);
     expect(warnings.map((w) => [w.keyword, w.line])).toEqual([['HashSize', 22]]);
     expect(config.ctsync).toEqual({ metrics: null, ignoreOwnAddresses: false, keyFile: null, tls: null,
-      acceptOnlyPeer: true, readyFile: null, notifyFifo: null, peerTimeout: 5, reconcileInterval: 300, sendWindow: 4096 });
+      acceptOnlyPeer: true, readyFile: null, notifyFifo: null, peerTimeout: 5, reconcileInterval: 300, sendWindow: 4096, fastPath: true });
   });
 
   it('the README text itself, <run> replaced, parses', () => {
@@ -197,6 +197,7 @@ describe('every keyword', () => {
       tls: { caFile: '/etc/ctsync/ca.pem', certFile: '/etc/ctsync/cert.pem', keyFile: '/etc/ctsync/key.pem' },
       acceptOnlyPeer: false, readyFile: '/run/ctsync/ready', notifyFifo: null, peerTimeout: 5, reconcileInterval: 300,
       sendWindow: 2048,
+      fastPath: false,
     });
     const kw = warnings.map((w) => `${w.keyword}@${w.line}`);
     // Deprecated mode alias, ignored keywords, RefreshTime/CacheTimeout outside ALARM.
