@@ -292,6 +292,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   reloadFilter(config: CtsyncConfig): void {
     this.config = config;
     this.filter = this.buildFilter();
+    if (this.fast !== null && !config.ctsync.fastPath) {
+      this.fast.close();
+      this.fast = null;
+    }
     this.fast?.reconfigure(this.fastSettings());
   }
 

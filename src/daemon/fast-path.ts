@@ -68,8 +68,12 @@ export function fastPathConf(s: FastPathSettings): Buffer {
 
 /** The fast path of one running daemon: the shared state block, the gate, the addon's configuration. */
 export class FastPath {
-  readonly state = new Int32Array(FAST_STATE.WORDS);
-  private readonly block = Buffer.from(this.state.buffer);
+  /**
+   * Its own ArrayBuffer, made as one: a small typed array made alone may keep
+   * its bytes in V8's heap, which moves them, and the addon keeps the address.
+   */
+  private readonly block = Buffer.from(new ArrayBuffer(FAST_STATE.WORDS * 4));
+  readonly state = new Int32Array(this.block.buffer, this.block.byteOffset, FAST_STATE.WORDS);
 
   private constructor(private readonly events: KernelEventSource, private readonly sync: SyncMode,
     private readonly channel: Channel) {}
