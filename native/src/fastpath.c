@@ -230,8 +230,10 @@ static int parse_tuple(const uint8_t *p, const uint8_t *end, tuple_t *t) {
 }
 
 static int parse_tcp(const uint8_t *p, const uint8_t *end, ct_t *ct) {
+  // Each nest starts afresh, as readTcp does: of repeated nests the last one counts, whole.
   ct->have_tcp = 1;
   ct->tcp_state = 0;  // readTcp's value when STATE is missing
+  ct->ws_o = ct->ws_r = -1;
   attrs_t it = attrs(p, end);
   const uint8_t *a;
   uint32_t len, type;
@@ -305,11 +307,15 @@ static int parse_ct(const uint8_t *p, const uint8_t *end, ct_t *ct) {
   while ((k = next_attr(&it, &a, &len, &type)) > 0) {
     const uint8_t *d = a + 4;
     switch (type) {
+      // A repeated tuple (never from the kernel) is left to JS: readConntrack decides whether a
+      // reply is plain against the orig tuple read so far, which a later orig does not undo.
       case CTA_TUPLE_ORIG:
+        if (have_orig) return FP_SHAPE;
         if ((r = parse_tuple(d, a + len, &ct->o))) return r;
         have_orig = 1;
         break;
       case CTA_TUPLE_REPLY:
+        if (ct->have_reply) return FP_SHAPE;
         if ((r = parse_tuple(d, a + len, &ct->r))) return r;
         ct->have_reply = 1;
         break;
