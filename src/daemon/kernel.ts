@@ -104,7 +104,13 @@ export class NetlinkEvents implements KernelEventSource {
           }
         },
         onBatchStart: () => this.target?.onBatchStart?.(),
-        onFastSent: (seq) => this.target?.onFastSent?.(seq),
+        onFastSent: (seq) => {
+          try {
+            this.target?.onFastSent?.(seq);
+          } catch {
+            this.handlerErrors++;
+          }
+        },
         onBatchEnd: () => {
           try {
             this.target?.onBatchEnd?.();
