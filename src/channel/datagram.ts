@@ -133,10 +133,6 @@ export abstract class DatagramChannel implements Channel {
     return f === null ? null : { fd: f.fd, dest: f.dest };
   }
 
-  directReady(): boolean {
-    return this.fast !== null && this.queued === 0;
-  }
-
   countDirect(bytes: number): void {
     this.counters.bytesSent += bytes;
     this.counters.packetsSent++;

@@ -129,10 +129,6 @@ export class MultiChannel implements Channel {
     return this.links.length === 1 ? this.links[0]!.directTarget?.() ?? null : null;
   }
 
-  directReady(): boolean {
-    return this.links.length === 1 && this.links[0]!.directReady?.() === true;
-  }
-
   countDirect(bytes: number): void {
     this.links[this.active]!.countDirect?.(bytes);
   }

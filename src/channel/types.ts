@@ -49,8 +49,6 @@ export interface Channel {
    * (sealed, TCP, several links, no capable addon).
    */
   directTarget?(): DirectTarget | null;
-  /** True while a datagram sent to directTarget() would overtake none of ours still queued. */
-  directReady?(): boolean;
   /** Counts a datagram the addon sent to directTarget() as this link's. */
   countDirect?(bytes: number): void;
 }

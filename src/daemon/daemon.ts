@@ -31,6 +31,7 @@ import { filterFromConfig, linksFromConfig } from './options.js';
 import type { ConntrackTable, KernelEventHandler, KernelEventSource } from './ports.js';
 import { CommandHandler } from './commands.js';
 import { FastPath } from './fast-path.js';
+import { settleFields } from '../util/shape.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -187,6 +188,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       expectations: sync.expectationSync.enabled,
       reliable: config.general.netlinkEventsReliable,
     });
+    // Set in start(), after the warm-up's scratch daemon (which never has one) compiled the event path.
+    settleFields(this, { mutable: ['fast'] });
     this.lock = new LockFile(config.general.lockFile);
     this.commands = new CommandHandler(this);
     this.control = new ControlServer({
@@ -235,7 +238,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       const every = this.config.ctsync.reconcileInterval;
       if (every > 0) this.periodicTimer = this.clock.setInterval(() => void this.reconcile(), every * 1000);
       this.log.info({
-        mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname, fastPath: this.fast !== null,
+        mode: this.sync.name, entries: this.internal.activeCount, link: this.channel.ifname, fastPath: this.fast?.native === true,
         // Which AES-256-GCM seals the link: 'native' (the addon) or 'node' (Node's crypto, slower).
         ...(this.channel instanceof SecureChannel ? { sealed: this.channel.aeadName } : {}),
       }, 'ctsync started');
@@ -296,7 +299,19 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       this.fast.close();
       this.fast = null;
     }
-    this.fast?.reconfigure(this.fastSettings());
+    try {
+      this.fast?.configure(this.fastSettings());
+    } catch (e) {
+      // The addon keeps the previous filter: turn it off rather than send what the new one drops.
+      this.log.warn({ err: e }, 'fast path unavailable: every event takes the JS path');
+      this.fast?.close();
+      this.fast = null;
+    }
+  }
+
+  /** The fast path's shared state block (warmup.ts plays the addon with it), or null. */
+  get fastPathState(): Int32Array | null {
+    return this.fast?.state ?? null;
   }
 
   /** FTFW with the internal cache, on a link the addon can send on (see fast-path.ts); null otherwise. */
@@ -316,13 +331,15 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
   }
 
   /**
-   * The daemon's half of the fast path's gate: open while the link's socket has nothing of ours
-   * queued and the internal cache has room for the event's entry (a full cache stores nothing,
-   * and nothing would be sent). Written at the end of every kernel read and cache refill.
+   * The daemon's half of the fast path's gate: open while the internal cache has room for the
+   * event's entry (a full cache stores nothing, and nothing would be sent). Written at the end of
+   * every kernel read and cache refill. Datagrams of ours waiting in Node's send queue (the
+   * socket's buffer was full) are not looked at: the addon's send then fails alike and leaves the
+   * event to JS, and were it to pass, the peer would NACK the ones it overtook.
    */
   private updateFastGate(): void {
     const f = this.fast;
-    if (f !== null) f.gate(this.internal.size < this.internal.limit && this.channel.directReady?.() === true);
+    if (f !== null) f.gate(this.internal.size < this.internal.limit);
   }
 
   // ---- kernel side -------------------------------------------------------

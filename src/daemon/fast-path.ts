@@ -10,9 +10,17 @@
 //
 // The addon and JS share one block of int32 words (FAST_STATE): the engine's
 // sequence counter lives there, the engine keeps its gate word (HELLO done,
-// nothing queued ahead), this module the daemon's (the link's socket has
-// nothing of ours queued, the internal cache has room). A burst is never
-// taken: it arrives as several messages per read, batched by the JS path.
+// nothing queued ahead), this module the daemon's (the internal cache has
+// room). A burst is never taken: it arrives as several messages per read,
+// batched by the JS path.
+//
+// The JS side (the block, the gates, adoption) is there whenever the sync
+// mode can take part, the addon or not (`native` says whether it sends): the
+// start-up warm-up's scratch daemons, which have no addon link, then run and
+// compile the same code as the real daemon (warmup.ts plays the addon there),
+// and the real daemon's first lone event does not throw its compiled event
+// path away (--trace-deopt: a dozen functions, +0.5 µs of sender CPU per
+// event over the 100k burst in which it came).
 import type { Channel, DirectTarget } from '../channel/index.js';
 import type { CompiledFilter } from '../filter/filter.js';
 import { FAST_STATE, type SyncMode } from '../sync/types.js';
@@ -68,6 +76,8 @@ export function fastPathConf(s: FastPathSettings): Buffer {
 
 /** The fast path of one running daemon: the shared state block, the gate, the addon's configuration. */
 export class FastPath {
+  /** The addon sends (false: the JS side alone, see above). */
+  native = false;
   /**
    * Its own ArrayBuffer, made as one: a small typed array made alone may keep
    * its bytes in V8's heap, which moves them, and the addon keeps the address.
@@ -79,28 +89,30 @@ export class FastPath {
     private readonly channel: Channel) {}
 
   /**
-   * Turns the fast path on, or returns null when a part cannot take part: the
-   * link has no direct socket (sealed, TCP, several links, IPv6, no capable
-   * addon), the event source or the sync mode has no fast path.
+   * Attaches the sync engine to a state block, and the addon to it when every
+   * part can take part (native); null when the sync mode has no fast path.
+   * The addon stays out when the link has no direct socket (sealed, TCP,
+   * several links, IPv6, no capable addon) or the event source cannot.
    */
   static open(events: KernelEventSource, sync: SyncMode, channel: Channel,
     settings: Omit<FastPathSettings, 'target'>): FastPath | null {
-    const target = channel.directTarget?.() ?? null;
-    if (target === null || sync.attachFastPath === undefined || sync.fastSent === undefined || events.fastPath === undefined) return null;
+    if (sync.attachFastPath === undefined || sync.fastSent === undefined) return null;
     const fp = new FastPath(events, sync, channel);
-    if (!events.fastPath(fp.block, fastPathConf({ ...settings, target }))) return null;
     sync.attachFastPath(fp.state);
+    try {
+      fp.configure(settings);
+    } catch (e) {
+      sync.attachFastPath(null);
+      throw e;
+    }
     return fp;
   }
 
-  /** New settings (a SIGHUP's filter) for the same socket and state. */
-  reconfigure(settings: Omit<FastPathSettings, 'target'>): void {
+  /** (Re)configures the addon with `settings` (a SIGHUP's filter) on the same socket and state. */
+  configure(settings: Omit<FastPathSettings, 'target'>): void {
     const target = this.channel.directTarget?.() ?? null;
-    if (target === null) {
-      this.gate(false);
-      return;
-    }
-    this.events.fastPath?.(this.block, fastPathConf({ ...settings, target }));
+    this.native = target !== null && this.events.fastPath !== undefined &&
+      this.events.fastPath(this.block, fastPathConf({ ...settings, target }));
   }
 
   /** The daemon's gate word: open while the link and the internal cache let the addon send. */
@@ -116,10 +128,13 @@ export class FastPath {
 
   close(): void {
     this.gate(false);
-    try {
-      this.events.fastPath?.(null);
-    } catch {
-      // The event socket may already be closed: nothing is left to turn off.
+    if (this.native) {
+      try {
+        this.events.fastPath?.(null);
+      } catch {
+        // The event socket may already be closed: nothing is left to turn off.
+      }
+      this.native = false;
     }
     this.sync.attachFastPath?.(null);
   }

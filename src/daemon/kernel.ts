@@ -142,9 +142,12 @@ export class NetlinkEvents implements KernelEventSource {
     this.listener.close();
   }
 
-  /** Decodes `read` (packed ctnetlink messages) as if the kernel had sent it: the warm-up's synthetic events. */
-  feed(read: Buffer): void {
-    this.listener.onData(read, 0);
+  /**
+   * Decodes `read` (packed ctnetlink messages) as if the kernel had sent it: the warm-up's synthetic
+   * events; `fastSeq` as if the addon's fast path had sent its one event under that number.
+   */
+  feed(read: Buffer, fastSeq = -1): void {
+    this.listener.onData(read, 0, undefined, fastSeq);
   }
 
   muteNew(): boolean {

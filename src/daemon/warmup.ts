@@ -51,6 +51,8 @@ import { CtsyncError } from '../errors.js';
 import { Daemon } from './daemon.js';
 import { NetlinkEvents } from './kernel.js';
 import type { ConntrackTable, WriteResult } from './ports.js';
+import { FAST_STATE } from '../sync/types.js';
+import { fastPathConf } from './fast-path.js';
 
 export interface WarmupOptions {
   /** Flows each scratch node sees (each gets a NEW, an UPDATE and a DESTROY). */
@@ -61,7 +63,7 @@ export interface WarmupOptions {
 }
 
 /** The warm-up's phases, in order. */
-export type WarmupPhase = 'new' | 'resync' | 'commit' | 'update' | 'destroy' | 'alive' | 'renew';
+export type WarmupPhase = 'new' | 'resync' | 'commit' | 'update' | 'destroy' | 'alive' | 'renew' | 'lone';
 
 export interface WarmupReport {
   flows: number;
@@ -69,6 +71,8 @@ export interface WarmupReport {
   received: number;
   /** Entries both scratch nodes committed into their null tables. */
   committed: number;
+  /** Lone events the warm-up sent as the addon's fast path would, and the scratch engines filed (0 without the addon). */
+  fastAdopted: number;
   cpuMs: number;
   wallMs: number;
 }
@@ -118,6 +122,8 @@ const RESYNCS = 3;
 const RESYNC_PAUSE_MS = 20;
 /** The pause before each phase after the first (see warmUp). */
 const PHASE_PAUSE_MS = 20;
+/** Lone NEW events of the last phase, which the warm-up sends as the addon's fast path would. */
+const LONE_EVENTS = 256;
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -154,22 +160,23 @@ export class NullTable implements ConntrackTable {
  * sends them, with the port id of the socket that caused the event. DESTROY
  * events carry what the kernel's do (syntheticDestroy).
  */
-export function warmupReads(n: number, type: number, flags: number, tcpState: number, own: readonly Conntrack[] = []): Buffer[] {
+export function warmupReads(n: number, type: number, flags: number, tcpState: number, own: readonly Conntrack[] = [],
+  perRead = READ_BATCH, first = 0): Buffer[] {
   const reads: Buffer[] = [];
   const w = new NlWriter(READ_BATCH * 256);
   const total = n + own.length;
   const half = (n + 1) >>> 1;
   for (let j = 0; j < total;) {
     w.reset();
-    for (let i = 0; i < READ_BATCH && j < total; i++, j++) {
+    for (let i = 0; i < perRead && j < total; i++, j++) {
       // Flows end in another order than they began (even ones first): the caches then unlink
       // entries from the middle of their lists, not only the oldest.
       const k = type !== CT_DELETE || j >= n ? j : j < half ? 2 * j : 2 * (j - half) + 1;
       const ct = k < n
-        ? (type === CT_DELETE ? syntheticDestroy(k, tcpState) : syntheticFlow(k, tcpState))
+        ? (type === CT_DELETE ? syntheticDestroy(first + k, tcpState) : syntheticFlow(first + k, tcpState))
         : (type === CT_DELETE ? destroyEventOf(own[k - n]!, tcpState) : own[k - n]!);
       const at = beginMessage(w, type, flags, 0, AF_INET);
-      if (k < n) wrU32LE(w.buf, at + 12, syntheticPortId(k));
+      if (k < n) wrU32LE(w.buf, at + 12, syntheticPortId(first + k));
       writeConntrackAttrs(w, ct, 'create');
       w.u32be(CTA.ID, ct.id!);
       endMessage(w, at);
@@ -259,6 +266,44 @@ async function until(cond: () => boolean, progress: () => number, deadline: numb
   return true;
 }
 
+const fastOut = Buffer.alloc(256);
+
+/**
+ * What the addon does with a lone NEW event when the engine's gate is open:
+ * its own encoder (`fastEncode`, the one the event socket's reads use) makes
+ * the CT_NEW message under the shared counter's number, which goes out on
+ * the link before the JS path runs. Otherwise, the JS path alone. Not the JS
+ * encoder: fed a warm-up's own objects, it met shapes no cached entry has.
+ */
+function playFastPath(d: Daemon, events: NetlinkEvents, link: MemLink, read: Buffer, encode: LoneEncoder): void {
+  const st = d.fastPathState;
+  const seq = st === null ? 0 : st[FAST_STATE.SEQ]! >>> 0;
+  const len = st !== null && st[FAST_STATE.ENGINE] === 1 ? encode(read, seq, fastOut) : -1;
+  if (st === null || len <= 0) {
+    events.feed(read);
+    return;
+  }
+  link.send(fastOut.subarray(0, len));
+  st[FAST_STATE.SEQ] = (seq + 1) | 0;
+  st[FAST_STATE.LEN] = len;
+  events.feed(read, seq);
+}
+
+type LoneEncoder = (msg: Buffer, seq: number, out: Buffer) => number;
+
+/** The addon's lone-event encoder with a scratch node's filter, or null with an addon that has none. */
+function loneEncoder(d: Daemon, table: NullTable, config: CtsyncConfig): LoneEncoder | null {
+  const b = loadNative();
+  if (typeof b.fastEncode !== 'function') return null;
+  const dest = Buffer.alloc(16);
+  const conf = fastPathConf({
+    ownPortId: table.portId, filter: d.filter, tcpWindowTracking: config.sync?.tcpWindowTracking ?? false,
+    omitTimeout: config.sync?.commitTimeout !== undefined, target: { fd: -1, dest },
+  });
+  const fastEncode = b.fastEncode.bind(b);
+  return (msg, seq, out) => fastEncode(conf, msg, seq, out);
+}
+
 /**
  * Runs the scratch pair once and drops it. What it cannot do (a filter that
  * drops every synthetic flow, a phase that stalls) makes it warm less, not
@@ -292,6 +337,7 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
   const nodes: { d: Daemon; events: NetlinkEvents; table: NullTable }[] = [];
   let received = 0;
   let committed = 0;
+  let fastAdopted = 0;
   try {
     for (const [name, link] of [['a', linkA], ['b', linkB]] as const) {
       // Neither listens to the kernel: it decodes what feed() hands it.
@@ -358,6 +404,19 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
     await phase('renew');
     await feed(warmupReads(flows, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3, own));
     await both(hasPeers);
+    // New flows one per read, as a quiet firewall's kernel reports them: the warm-up plays the
+    // addon's fast path (fast-path.ts), whose messages the engines file as sent. Met first in the
+    // real daemon, that path threw away its compiled event path in the middle of a burst.
+    await phase('lone');
+    const encoders = [loneEncoder(a.d, a.table, config), loneEncoder(b.d, b.table, config)] as const;
+    const lone = warmupReads(LONE_EVENTS, CT_NEW, NLM_F_CREATE | NLM_F_EXCL, 3, [], 1, flows);
+    for (const read of lone) {
+      if (encoders[0] !== null) playFastPath(a.d, a.events, linkA, read, encoders[0]);
+      if (encoders[1] !== null) playFastPath(b.d, b.events, linkB, read, encoders[1]);
+      await turn();
+    }
+    await both(hasPeers);
+    for (const n of nodes) fastAdopted += n.d.sync.stats().fastAdopted ?? 0;
     await sleep(PHASE_PAUSE_MS);
   } finally {
     for (const n of nodes) {
@@ -367,5 +426,5 @@ export async function warmUp(config: CtsyncConfig, opts: WarmupOptions = {}): Pr
   }
   collectGarbage();
   const c = process.cpuUsage(c0);
-  return { flows, received, committed, cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 };
+  return { flows, received, committed, fastAdopted, cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 };
 }

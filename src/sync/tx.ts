@@ -2,6 +2,7 @@
 // and the datagram batcher (ftfw.md §1.6, §3.1).
 import type { Clock } from '../util/clock.js';
 import { CtsyncError, WireError } from '../errors.js';
+import { settleFields } from '../util/shape.js';
 
 /**
  * One 32-bit counter for every outgoing message, seeded lazily with the Unix
@@ -16,7 +17,10 @@ export class SeqCounter {
   private at = 0;
   private seeded = false;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(private readonly clock: Clock) {
+    // share() moves the counter after the start-up warm-up has compiled peek and advance: see settleFields.
+    settleFields(this, { mutable: ['cell', 'at'] });
+  }
 
   /** The number the next message will carry (seeds the counter on first use). */
   peek(): number {
