@@ -205,7 +205,7 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
     return false;
   }
 
-  /** Writes the engine's gate word: after every round and every received datagram, closed by every kick. */
+  /** Writes the engine's gate word: after every round and every received datagram; a round scheduled for later closes it. */
   private updateFastGate(): void {
     const f = this.fast;
     if (f !== null) f[FAST_STATE.ENGINE] = this.running && this.fastAllowed() ? 1 : 0;
@@ -404,14 +404,15 @@ export abstract class SyncEngine implements MessageSource<SyncItem> {
   }
 
   protected kick(): void {
-    // Something waits to go out: nothing may overtake it until the round that sends it.
-    const f = this.fast;
-    if (f !== null) f[FAST_STATE.ENGINE] = 0;
     if (this.scheduled || !this.running) return;
     if (this.inBatch) {
+      // The batch's end runs the round (and writes the gate): the addon cannot run before it.
       this.batchKicked = true;
       return;
     }
+    // Something waits to go out on a later turn: nothing may overtake it until that round.
+    const f = this.fast;
+    if (f !== null) f[FAST_STATE.ENGINE] = 0;
     this.scheduled = true;
     this.scheduleFn(this.round);
   }
