@@ -84,6 +84,26 @@ export class Lab {
   }
 
   /**
+   * A client and a server namespace, each on its own link to a router
+   * namespace that forwards both families: interfaces c0 and s0 on the router,
+   * eth0 on the others; the router is .1 / ::1 on each link, the hosts .2 /
+   * ::2, with default routes through it. Prefixes as "10.1.0." and "fd01::".
+   */
+  routed(cli4: string, srv4: string, cli6: string, srv6: string): { cli: Netns; rtr: Netns; srv: Netns } {
+    const cli = this.netns('cli');
+    const rtr = this.netns('rtr');
+    const srv = this.netns('srv');
+    this.veth(cli, 'eth0', rtr, 'c0', [`${cli4}2/24`, `${cli6}2/64`], [`${cli4}1/24`, `${cli6}1/64`]);
+    this.veth(rtr, 's0', srv, 'eth0', [`${srv4}1/24`, `${srv6}1/64`], [`${srv4}2/24`, `${srv6}2/64`]);
+    for (const [ns, v4, v6] of [[cli, cli4, cli6], [srv, srv4, srv6]] as const) {
+      ns.run('ip', ['route', 'add', 'default', 'via', `${v4}1`]);
+      ns.run('ip', ['-6', 'route', 'add', 'default', 'via', `${v6}1`]);
+    }
+    rtr.run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    return { cli, rtr, srv };
+  }
+
+  /**
    * Makes the kernel track connections in `ns`: conntrack hooks register only
    * when a rule needs them, so add a stateful nft rule on every hook.
    */

@@ -158,16 +158,7 @@ describe.skipIf(!tools)('fast path on kernel events (starts client, router and s
   beforeAll(async () => {
     b = loadNative();
     expect(typeof b.fastEncode).toBe('function');
-    cli = lab.netns('cli');
-    rtr = lab.netns('rtr');
-    srv = lab.netns('srv');
-    lab.veth(rtr, 'c0', cli, 'eth0', ['10.77.1.1/24', 'fd77:1::1/64'], ['10.77.1.2/24', 'fd77:1::2/64']);
-    lab.veth(rtr, 's0', srv, 'eth0', ['10.77.2.1/24', 'fd77:2::1/64'], ['10.77.2.2/24', 'fd77:2::2/64']);
-    cli.run('ip', ['route', 'add', 'default', 'via', '10.77.1.1']);
-    cli.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd77:1::1']);
-    srv.run('ip', ['route', 'add', 'default', 'via', '10.77.2.1']);
-    srv.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd77:2::1']);
-    rtr.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    ({ cli, rtr, srv } = lab.routed('10.77.1.', '10.77.2.', 'fd77:1::', 'fd77:2::'));
     // Accounting and timestamps on, as on many firewalls: whatever they add to NEW events
     // (on 6.x a CTA_TIMESTAMP_EVENT; counters only come with DESTROY) both decoders must step over.
     rtr.run('sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1'], { allowFail: true });

@@ -20,16 +20,7 @@ describe.skipIf(!isRoot)('conntrack events from forwarded flows', () => {
   const seen: Seen[] = [];
 
   beforeAll(async () => {
-    cli = lab.netns('cli');
-    rtr = lab.netns('rtr');
-    srv = lab.netns('srv');
-    lab.veth(cli, 'eth0', rtr, 'c0', ['10.1.0.2/24', 'fd01::2/64'], ['10.1.0.1/24', 'fd01::1/64']);
-    lab.veth(rtr, 's0', srv, 'eth0', ['10.2.0.1/24', 'fd02::1/64'], ['10.2.0.2/24', 'fd02::2/64']);
-    cli.run('ip', ['route', 'add', 'default', 'via', '10.1.0.1']);
-    cli.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd01::1']);
-    srv.run('ip', ['route', 'add', 'default', 'via', '10.2.0.1']);
-    srv.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd02::1']);
-    rtr.run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    ({ cli, rtr, srv } = lab.routed('10.1.0.', '10.2.0.', 'fd01::', 'fd02::'));
     // Short timeouts so DESTROY events arrive within the test.
     rtr.run('sysctl', ['-q', '-w', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait=1',
       'net.netfilter.nf_conntrack_tcp_timeout_close=1', 'net.netfilter.nf_conntrack_tcp_timeout_fin_wait=1',
