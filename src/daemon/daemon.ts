@@ -30,7 +30,7 @@ import { NetlinkEvents, NetlinkTable } from './kernel.js';
 import { filterFromConfig, linksFromConfig } from './options.js';
 import type { ConntrackTable, KernelEventHandler, KernelEventSource } from './ports.js';
 import { CommandHandler } from './commands.js';
-import { FastPath } from './fast-path.js';
+import { FastPath, type FastPathSettings } from './fast-path.js';
 import { settleFields } from '../util/shape.js';
 
 export interface DaemonDeps {
@@ -188,7 +188,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
       expectations: sync.expectationSync.enabled,
       reliable: config.general.netlinkEventsReliable,
     });
-    // Set in start(), after the warm-up's scratch daemon (which never has one) compiled the event path.
+    // Set in start(), after the start-up warm-up compiled the event path against a null: see settleFields.
     settleFields(this, { mutable: ['fast'] });
     this.lock = new LockFile(config.general.lockFile);
     this.commands = new CommandHandler(this);
@@ -314,7 +314,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     return this.fast?.state ?? null;
   }
 
-  /** FTFW with the internal cache, on a link the addon can send on (see fast-path.ts); null otherwise. */
+  /** FTFW with the internal cache (the addon sends when the link and the addon let it: fast-path.ts); null otherwise. */
   private openFastPath(): FastPath | null {
     if (!this.config.ctsync.fastPath || this.config.sync!.mode !== 'ftfw' || this.bypassInternal) return null;
     try {
@@ -325,7 +325,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements SyncHost, Kern
     }
   }
 
-  private fastSettings(): { ownPortId: number; filter: CompiledFilter; tcpWindowTracking: boolean; omitTimeout: boolean } {
+  private fastSettings(): Omit<FastPathSettings, 'target'> {
     const sync = this.config.sync!;
     return { ownPortId: this.ownPortId, filter: this.filter, tcpWindowTracking: sync.tcpWindowTracking, omitTimeout: sync.commitTimeout !== undefined };
   }

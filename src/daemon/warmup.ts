@@ -12,8 +12,9 @@
 // table. Each scratch node gets NEW events, answers resync requests with bulk
 // sends, commits what its peer sent into a table that encodes and keeps
 // nothing, gets UPDATE and DESTROY events, hears its peer fall silent for a
-// few alive intervals, and gets the flows back. Everything is then dropped
-// and collected.
+// few alive intervals, gets the flows back, and last new flows one at a time,
+// which it sends as the addon's fast path would (fast-path.ts). Everything is
+// then dropped and collected.
 //
 // What the pair meets is what a first real burst meets, as a real kernel
 // shapes it (model/synthetic.ts): events with and without a mark and
@@ -155,10 +156,11 @@ export class NullTable implements ConntrackTable {
 }
 
 /**
- * Kernel event reads for flows [0, n), then `own` (flows of the host itself,
- * which its filter may drop): nlmsghdr + nfgenmsg + attributes as ctnetlink
- * sends them, with the port id of the socket that caused the event. DESTROY
- * events carry what the kernel's do (syntheticDestroy).
+ * Kernel event reads for flows [first, first + n), then `own` (flows of the
+ * host itself, which its filter may drop), `perRead` events per read:
+ * nlmsghdr + nfgenmsg + attributes as ctnetlink sends them, with the port id
+ * of the socket that caused the event. DESTROY events carry what the
+ * kernel's do (syntheticDestroy).
  */
 export function warmupReads(n: number, type: number, flags: number, tcpState: number, own: readonly Conntrack[] = [],
   perRead = READ_BATCH, first = 0): Buffer[] {

@@ -25,6 +25,11 @@ const tools = isRoot && have('conntrack') && have('iptables') && have('socat') &
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** What was compared, for whoever extends the cases: FAST_PATH_TALLY=1 prints it. */
+const report = (text: string): void => {
+  if (process.env.FAST_PATH_TALLY !== undefined) console.log(text);
+};
+
 /** Attributes of a netlink attribute stream, type without the nested/byte-order bits. */
 function* nlattrs(b: Buffer, start: number, end: number): Generator<{ type: number; start: number; end: number }> {
   for (let o = start; o + 4 <= end;) {
@@ -327,10 +332,10 @@ describe.skipIf(!tools)('fast path on kernel events (starts client, router and s
     }
     const v4 = news.filter((e) => e.msg[16] === 2);
     const v4Supported = v4.filter((e) => unsupportedShape(e.msg) === null);
-    console.log(`fast path vs TS on ${news.length} real NEW events (${events.length} ctnetlink messages in all): ` +
+    report(`fast path vs TS on ${news.length} real NEW events (${events.length} ctnetlink messages in all): ` +
       `${encoded} encoded by C, refused: ${JSON.stringify(Object.fromEntries(refused))}; ` +
       `IPv4 ${v4.length}, of which supported shapes ${v4Supported.length}; ${news.length * 16} comparisons`);
-    console.log(`attributes of the C-encoded events: ${JSON.stringify(Object.fromEntries(covered))}`);
+    report(`attributes of the C-encoded events: ${JSON.stringify(Object.fromEntries(covered))}`);
     expect(problems).toEqual([]);
     // The shapes this file exists for must really have been among the compared events.
     // (NEW events carry no USE nor counters: the kernel adds those to dumps and DESTROY events.)
@@ -363,7 +368,7 @@ describe.skipIf(!tools)('fast path on kernel events (starts client, router and s
       const { c } = compare(e, settingsList()[1]!, 5, problems);
       if (c !== FP.NOT_NEW) problems.push(`C said ${c} for a non-NEW event: [${e.step}] ${hex(e.msg)}`);
     }
-    console.log(`non-NEW ctnetlink messages compared: ${rest.length}`);
+    report(`non-NEW ctnetlink messages compared: ${rest.length}`);
     expect(rest.length).toBeGreaterThan(10);
     expect(problems).toEqual([]);
   });
@@ -411,7 +416,7 @@ describe.skipIf(!tools)('fast path on kernel events (starts client, router and s
         }
       }
     }
-    console.log(`filters: ${JSON.stringify(counts)}`);
+    report(`filters: ${JSON.stringify(counts)}`);
     expect(problems).toEqual([]);
     // Each filter must have split the events, or it tested nothing.
     for (const [name] of filters) {
@@ -502,7 +507,7 @@ describe.skipIf(!isRoot || !have('conntrack') || !have('iptables'))('fast path i
       return fastStats(pair).sent > base;
     }, 'the fast path to take a probe entry', 15_000, 100);
     openMs = Date.now() - t0;
-    console.log(`fast path open after ${openMs} ms, ${n} probe entries`);
+    report(`fast path open after ${openMs} ms, ${n} probe entries`);
   }
 
   /** Entries `first`, `first` + 1, … of the mixed set, under the given keys. */
@@ -549,7 +554,7 @@ describe.skipIf(!isRoot || !have('conntrack') || !have('iptables'))('fast path i
       fastLines.push(stable(there, e.key));
     }
     const fp = fastStats(pair);
-    console.log(`pair, 40 lone entries: fastPath ${JSON.stringify(fp)} (before: ${JSON.stringify(before)})`);
+    report(`pair, 40 lone entries: fastPath ${JSON.stringify(fp)} (before: ${JSON.stringify(before)})`);
     expect(fp.sent - before.sent).toBeGreaterThanOrEqual(30);
     // One sequence shared by the addon and the engine: a clean link shows the peer no gap.
     expect(seqLost(pair)).toBe(lostBefore);
@@ -590,7 +595,7 @@ describe.skipIf(!isRoot || !have('conntrack') || !have('iptables'))('fast path i
     await waitFor(() => rsObjects(pair).length === 0, 'fw1\'s resend queue emptied by ACKs', 15_000, 200);
     const after = fastStats(pair);
     const lost = seqLost(pair) - lostBefore;
-    console.log(`pair, 40 entries over a lossy link: fastPath sent +${after.sent - before.sent}, fw2 saw ${lost} lost, ` +
+    report(`pair, 40 entries over a lossy link: fastPath sent +${after.sent - before.sent}, fw2 saw ${lost} lost, ` +
       `${pending} messages awaiting ACK when the loss stopped`);
     expect(lost).toBeGreaterThan(0);
     expect(after.sent).toBeGreaterThan(before.sent);
@@ -614,7 +619,7 @@ describe.skipIf(!isRoot || !have('conntrack') || !have('iptables'))('fast path i
       expect(stable(ext.find((l) => l.startsWith(e.proto) && l.includes(e.token))!, e.key)).toBe(fastLines[i]);
     }
     const fp = fastStats(pair);
-    console.log(`pair, FastPath off: fastPath ${JSON.stringify(fp)}`);
+    report(`pair, FastPath off: fastPath ${JSON.stringify(fp)}`);
     expect(fp.sent).toBe(0);
     expect(fp.orphan).toBe(0);
   });
