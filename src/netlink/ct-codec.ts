@@ -712,6 +712,9 @@ export function readConntrack(buf: Buffer, start: number, end: number, dropPlain
     off += (len + 3) & ~3;
   }
   if (orig === undefined) fail('conntrack message has no CTA_TUPLE_ORIG', start);
+  // The kernel's two tuples are of one family; an entry with both would be encoded for the peer as
+  // the orig's family with the reply's addresses, which no encoder can write.
+  if (reply !== undefined && reply.l3 !== orig.l3) fail('CTA_TUPLE_REPLY is not of the orig tuple\'s family', start);
 
   // Every entry starts as one literal with the fields kernel events usually
   // carry, set or not (undefined): entries of every protocol, marked or not,

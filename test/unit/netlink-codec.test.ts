@@ -369,6 +369,9 @@ describe('readConntrack on hand-built vectors', () => {
       ['tuple without protocol', nest(CTA.TUPLE_ORIG, nest(CTA_TUPLE.IP, ip4(CTA_IP.V4_SRC, '1.1.1.1'), ip4(CTA_IP.V4_DST, '1.1.1.2'))), /CTA_PROTO_NUM/],
       ['tuple with only a source', nest(CTA.TUPLE_ORIG, nest(CTA_TUPLE.IP, ip4(CTA_IP.V4_SRC, '1.1.1.1')), nest(CTA_TUPLE.PROTO, u8(CTA_PROTO.NUM, 6))), /source or destination/],
       ['mixed families', nest(CTA.TUPLE_ORIG, nest(CTA_TUPLE.IP, ip4(CTA_IP.V4_SRC, '1.1.1.1'), attr(CTA_IP.V6_DST, Buffer.alloc(16)))), /mixes IPv4 and IPv6/],
+      ['a reply of another family than the orig', Buffer.concat([orig, nest(CTA.TUPLE_REPLY,
+        nest(CTA_TUPLE.IP, attr(CTA_IP.V6_SRC, Buffer.alloc(16)), attr(CTA_IP.V6_DST, Buffer.alloc(16))),
+        nest(CTA_TUPLE.PROTO, u8(CTA_PROTO.NUM, 6)))]), /not of the orig tuple's family/],
       ['short IPv6 address', nest(CTA.TUPLE_ORIG, nest(CTA_TUPLE.IP, attr(CTA_IP.V6_SRC, Buffer.alloc(8)))), /CTA_IP_V6_SRC payload is 8 bytes, needs 16/],
       ['nested length past its parent', (() => {
         const b = Buffer.from(orig);
