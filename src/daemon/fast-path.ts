@@ -111,11 +111,14 @@ export class FastPath {
   /** (Re)configures the addon with `settings` (a SIGHUP's filter) on the same socket and state. */
   configure(settings: Omit<FastPathSettings, 'target'>): void {
     const target = this.channel.directTarget?.() ?? null;
+    const was = this.native;
     this.native = target !== null && this.events.fastPath !== undefined &&
       this.events.fastPath(this.block, fastPathConf({ ...settings, target }));
+    // Left configured, the addon would go on deciding with the previous filter.
+    if (was && !this.native) this.events.fastPath?.(null);
   }
 
-  /** The daemon's gate word: open while the link and the internal cache let the addon send. */
+  /** The daemon's gate word: open while the internal cache has room for the event's entry. */
   gate(open: boolean): void {
     this.state[FAST_STATE.DAEMON] = open ? 1 : 0;
   }
